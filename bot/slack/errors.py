@@ -1,0 +1,59 @@
+"""The one place listener failures become a Slack answer and a log line.
+
+Known failures (FlinkError and its kin) carry a sentence for the user; anything else becomes
+"Something went wrong (ref …)" with the traceback in the log under the same ref.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.flink.errors import FlinkError
+from bot.logs import request_id
+
+log = logging.getLogger("flinkdiag.slack")
+
+Respond = Callable[..., Awaitable[Any]]
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str | None]:
+    """(sentence for the user, hint) for an exception."""
+    if isinstance(exc, FlinkError):
+        hint = f"Flink request id `{exc.request_id}`" if exc.request_id else None
+        return exc.user_message, hint
+    if isinstance(exc, TimeoutError):
+        return "The Flink API did not answer in time, so I gave up on this diagnosis.", "Try again in a minute."
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error") if exc.response is not None else None
+        return f"Slack refused the message ({error or 'unknown error'}).", None
+    return "Something went wrong on my side.", None
+
+
+def log_failure(exc: BaseException, **fields: Any) -> str:
+    """Log a failure with its ref; return the ref."""
+    ref = request_id.get()
+    extra: dict[str, Any] = dict(fields)
+    if isinstance(exc, FlinkError):
+        extra.update({k: v for k, v in exc.log_fields().items() if v is not None})
+        level = logging.ERROR if exc.kind in {"unavailable", "service_error", "unreadable", "auth"} else logging.INFO
+        log.log(level, "listener failed: %s", exc.kind, extra=extra)
+    else:
+        log.error("listener failed: %s", type(exc).__name__, exc_info=exc, extra=extra)
+    return ref
+
+
+async def report_failure(exc: BaseException, respond: Respond | None, renderer: Any, **fields: Any) -> None:
+    """Log `exc` and tell the user what happened through `respond` (ephemeral)."""
+    ref = log_failure(exc, **fields)
+    if respond is None:
+        return
+    sentence, hint = describe_failure(exc)
+    message = renderer.render_error(sentence, ref=ref, hint=hint)
+    try:
+        await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
+    except Exception as e:  # the answer itself failed: the log is all that is left
+        log.error("could not deliver the error message", exc_info=e, extra={"ref": ref})

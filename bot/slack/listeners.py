@@ -1,0 +1,288 @@
+"""Bolt listeners: parse, call the domain, render. Nothing else lives here.
+
+Every listener acknowledges first (Slack's 3-second rule) and delivers the result afterwards
+through `respond` (the request's response_url) or the Web API. Transport (HTTP, Socket Mode,
+the local console) is chosen elsewhere; these functions never see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.commands import (
+    DefaultsCommand,
+    DeploymentCommand,
+    HelpCommand,
+    JobCommand,
+    ReportCommand,
+    UnwatchCommand,
+    UsageError,
+    WatchCommand,
+    WatchesCommand,
+    parse_command,
+)
+from bot.config import Settings
+from bot.diagnosis.report import Target
+from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
+from bot.diagnosis.service import DiagnosisService, Requester, RunResult
+from bot.logs import new_request_id
+from bot.slack.errors import report_failure
+
+log = logging.getLogger("flinkdiag.slack")
+
+
+@dataclass
+class Tracker:
+    """Counts work still running after an ack, so the console (and shutdown) can wait for it."""
+
+    running: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    def start(self) -> None:
+        self.running += 1
+        self.idle.clear()
+
+    def done(self) -> None:
+        self.running -= 1
+        if self.running <= 0:
+            self.running = 0
+            self.idle.set()
+
+
+@dataclass
+class SlackDeps:
+    settings: Settings
+    diagnoser: DiagnosisService
+    defaults: Any  # ChannelDefaultsRepo
+    renderer: Any  # bot.slack.render.Renderer
+    watch_commands: Any = None  # bot.watch.commands handler, when watching is enabled
+    tracker: Tracker = field(default_factory=Tracker)
+
+
+def _target_from_value(value: str) -> tuple[Target, str | None]:
+    """Decode a button value written by the renderer (compact JSON of the target + run id)."""
+    data = json.loads(value)
+    target = Target(
+        workspace=data["ws"],
+        namespace=data["ns"],
+        deployment_id=data["dep"],
+        job_id=data.get("job") or "",
+        deployment_name=data.get("name"),
+        region=data.get("region"),
+    )
+    return target, data.get("run")
+
+
+def _describe(cmd: Any) -> str:
+    if isinstance(cmd, JobCommand):
+        return f"job {cmd.job_id}"
+    if isinstance(cmd, DeploymentCommand):
+        return f"deployment {cmd.ref}"
+    return "your request"
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    """Attach every flinkdiag listener to `app`."""
+    settings, renderer = deps.settings, deps.renderer
+
+    async def run_after_ack(work: Awaitable[None], respond: Callable[..., Awaitable[Any]], **log_fields: Any) -> None:
+        deps.tracker.start()
+        try:
+            await work
+        except Exception as exc:
+            await report_failure(exc, respond, renderer, **log_fields)
+        finally:
+            deps.tracker.done()
+
+    async def scope_for(team_id: str, channel_id: str, namespace: str | None, workspace: str | None) -> Scope:
+        channel = await deps.defaults.get(team_id, channel_id)
+        return pick_scope(
+            workspace=workspace,
+            namespace=namespace,
+            channel_workspace=channel.workspace if channel else None,
+            channel_namespace=channel.namespace if channel else None,
+            configured_workspace=settings.workspace,
+            configured_namespaces=settings.namespaces,
+            region=settings.region,
+        )
+
+    async def deliver(result: RunResult, respond: Callable[..., Awaitable[Any]], *, share: bool, user: str) -> None:
+        message = renderer.render_diagnosis(
+            result.run,
+            change=result.change,
+            run_id=result.run_id,
+            ephemeral=not share,
+            shared_by=user if share else None,
+        )
+        await respond(
+            **message.to_slack(),
+            response_type="in_channel" if share else "ephemeral",
+            replace_original=not share,
+        )
+
+    async def diagnose_cmd(cmd: JobCommand | DeploymentCommand, command: dict[str, Any], respond: Any) -> None:
+        who = Requester(command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", ""))
+        scope = await scope_for(who.team_id, who.channel_id, cmd.namespace, cmd.workspace)
+        try:
+            if isinstance(cmd, JobCommand):
+                result = await deps.diagnoser.diagnose_job(who, scope, cmd.job_id)
+            else:
+                result = await deps.diagnoser.diagnose_deployment(who, scope, cmd.ref)
+        except Ambiguous as amb:
+            await respond(**renderer.render_job_choice(amb.user_message, amb.candidates).to_slack(), replace_original=True)
+            return
+        log.info(
+            "diagnosed",
+            extra={"job_id": result.run.target.job_id, "risk": result.run.diagnosis.risk_level, "run": result.run_id},
+        )
+        await deliver(result, respond, share=cmd.share, user=who.user_id)
+
+    async def defaults_cmd(cmd: DefaultsCommand, command: dict[str, Any], respond: Any) -> None:
+        team, channel = command.get("team_id", ""), command.get("channel_id", "")
+        if not cmd.is_query:
+            await deps.defaults.set(
+                team, channel, namespace=cmd.namespace, workspace=cmd.workspace, updated_by=command.get("user_id", "")
+            )
+        current = await deps.defaults.get(team, channel)
+        message = renderer.render_defaults(
+            {
+                "namespace": current.namespace if current else None,
+                "workspace": current.workspace if current else None,
+            },
+            {"namespaces": settings.namespaces, "workspace": settings.workspace, "region": settings.region},
+        )
+        await respond(**message.to_slack(), response_type="ephemeral", replace_original=True)
+
+    @app.command("/flinkdiag")
+    async def on_flinkdiag_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        rid = new_request_id("c-")
+        text = command.get("text", "") or ""
+        log.info(
+            "command",
+            extra={"user": command.get("user_id"), "channel": command.get("channel_id"), "text_len": len(text)},
+        )
+        try:
+            cmd = parse_command(text, min_interval=settings.min_watch_interval)
+        except UsageError as e:
+            log.info("usage error", extra={"mistake": str(e)})
+            await ack(**renderer.render_usage(str(e)).to_slack(), response_type="ephemeral")
+            return
+        if isinstance(cmd, HelpCommand):
+            await ack(**renderer.render_usage().to_slack(), response_type="ephemeral")
+            return
+        if isinstance(cmd, JobCommand | DeploymentCommand):
+            await ack(**renderer.render_progress(_describe(cmd)).to_slack(), response_type="ephemeral")
+            await run_after_ack(diagnose_cmd(cmd, command, respond), respond, rid=rid)
+            return
+        if isinstance(cmd, DefaultsCommand):
+            await ack()
+            await run_after_ack(defaults_cmd(cmd, command, respond), respond, rid=rid)
+            return
+        if isinstance(cmd, WatchCommand | UnwatchCommand | WatchesCommand | ReportCommand):
+            if deps.watch_commands is None:
+                await ack(**renderer.render_error("Watching is not enabled on this bot.").to_slack())
+                return
+            await ack()
+            await run_after_ack(deps.watch_commands.handle(cmd, command, respond), respond, rid=rid)
+            return
+        await ack(**renderer.render_usage(f"unsupported command `{cmd.kind}`").to_slack())  # pragma: no cover
+
+    @app.action("rerun_diagnosis")
+    async def on_rerun_diagnosis(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        await ack()
+        new_request_id("a-")
+        target, previous = _target_from_value(action.get("value") or "{}")
+        who = Requester(
+            body.get("team", {}).get("id", ""),
+            (body.get("channel") or {}).get("id", ""),
+            (body.get("user") or {}).get("id", ""),
+        )
+        ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
+
+        async def work() -> None:
+            result = await deps.diagnoser.rerun(who, target, previous)
+            message = renderer.render_diagnosis(
+                result.run, change=result.change, run_id=result.run_id, ephemeral=ephemeral
+            )
+            await respond(**message.to_slack(), replace_original=True)
+
+        await run_after_ack(work(), respond, job_id=target.job_id)
+
+    @app.action("share_diagnosis")
+    async def on_share_diagnosis(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
+    ) -> None:
+        await ack()
+        new_request_id("a-")
+        _, run_id = _target_from_value(action.get("value") or "{}")
+        channel = (body.get("channel") or {}).get("id", "")
+        user = (body.get("user") or {}).get("id", "")
+
+        async def work() -> None:
+            run = await deps.diagnoser.load(run_id) if run_id else None
+            if run is None:
+                await respond(
+                    **renderer.render_error(
+                        "That diagnosis is no longer stored, so I can't share it. Press Re-run and share the new one."
+                    ).to_slack(),
+                    replace_original=False,
+                )
+                return
+            message = renderer.render_diagnosis(run, run_id=run_id, ephemeral=False, shared_by=user)
+            try:
+                await client.chat_postMessage(channel=channel, **message.to_slack())
+            except SlackApiError as e:
+                error = e.response.get("error")
+                if error in {"not_in_channel", "channel_not_found", "is_archived"}:
+                    await respond(
+                        **renderer.render_error(
+                            f"I can't post in this channel ({error}).",
+                            hint="Invite me with `/invite @flinkdiag`, or use `--share` in a channel I'm in.",
+                        ).to_slack(),
+                        replace_original=False,
+                    )
+                    return
+                raise
+            await respond(**renderer.render_text("Shared to the channel.").to_slack(), replace_original=False)
+
+        await run_after_ack(work(), respond, run=run_id)
+
+    @app.action("diagnose_choice")
+    async def on_diagnose_choice(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        await ack()
+        new_request_id("a-")
+        target, _ = _target_from_value(action.get("value") or "{}")
+        who = Requester(
+            body.get("team", {}).get("id", ""),
+            (body.get("channel") or {}).get("id", ""),
+            (body.get("user") or {}).get("id", ""),
+        )
+
+        async def work() -> None:
+            result = await deps.diagnoser.diagnose_target(who, target)
+            await deliver(result, respond, share=False, user=who.user_id)
+
+        await run_after_ack(work(), respond, deployment_id=target.deployment_id)
+
+    @app.action("open_console")
+    async def on_open_console(ack: Any) -> None:
+        # A link button still sends block_actions; Slack shows a warning unless it is acked.
+        await ack()
+
+    if deps.watch_commands is not None:
+        deps.watch_commands.register_actions(app, run_after_ack)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+        await report_failure(error, respond if body.get("response_url") else None, renderer)

@@ -1,0 +1,355 @@
+"""A local stand-in for Slack: the Web API methods the bot calls, and `response_url` webhooks.
+
+Used by `flinkdiag console` (as the "Slack" the person sees) and by the tests (which assert how
+many requests hit each method, like bolt-python's own mock_web_api_server). It keeps channels,
+messages, threads and ephemeral messages in memory, and can be told to fail the next calls the
+way Slack does (429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalMessage:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    ephemeral_to: str | None = None  # user id when only that user sees it
+    updates: int = 0
+    deleted: bool = False
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.ephemeral_to is not None
+
+
+@dataclass
+class _Hook:
+    channel: str
+    user: str
+    message: LocalMessage | None  # the message this response_url may replace
+    uses: int = 0
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int = 200
+    retry_after: int | None = None
+
+
+Listener = Callable[[str, LocalMessage], None]  # ("posted" | "updated" | "deleted", message)
+
+
+class LocalSlack:
+    """In-memory Slack with a real HTTP front. `await start()` returns the Web API base URL."""
+
+    BOT_TOKEN = "xoxb-local-console"
+    BOT_USER_ID = "UFLINKBOT"
+    BOT_ID = "BFLINKBOT"
+    TEAM_ID = "TLOCAL"
+
+    def __init__(self, *, bot_token: str | None = None, response_url_uses: int = 5) -> None:
+        self.bot_token = bot_token or self.BOT_TOKEN
+        self.response_url_uses = response_url_uses
+        self.calls: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.messages: list[LocalMessage] = []
+        self.archived: set[str] = set()
+        self.not_member: set[str] = set()
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self._hooks: dict[str, _Hook] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._ts = itertools.count(1)
+        self._listeners: list[Listener] = []
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self.changed = asyncio.Condition()
+        self.app = web.Application()
+        self.app.router.add_post("/api/{method}", self._api)
+        self.app.router.add_post("/response/{token}", self._response)
+
+    # ----- lifecycle
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.base_url = f"http://{host}:{sock.getsockname()[1]}"
+        return self.api_url
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ----- test and console helpers
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def new_response_url(self, channel: str, user: str, message: LocalMessage | None = None) -> str:
+        token = secrets.token_urlsafe(12)
+        self._hooks[token] = _Hook(channel=channel, user=user, message=message)
+        return f"{self.base_url}/response/{token}"
+
+    def fail_next(self, method: str, error: str, *, times: int = 1, status: int = 200) -> None:
+        """The next `times` calls of `method` fail with Slack error `error`."""
+        self._failures.setdefault(method, []).extend(_Failure(error, status) for _ in range(times))
+
+    def rate_limit_next(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
+        self._failures.setdefault(method, []).extend(
+            _Failure("ratelimited", 429, retry_after) for _ in range(times)
+        )
+
+    def channel_messages(self, channel: str, *, include_ephemeral: bool = True) -> list[LocalMessage]:
+        return [
+            m
+            for m in self.messages
+            if m.channel == channel and not m.deleted and (include_ephemeral or not m.ephemeral)
+        ]
+
+    def thread(self, channel: str, thread_ts: str) -> list[LocalMessage]:
+        return [m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts and not m.deleted]
+
+    def find(self, channel: str, ts: str) -> LocalMessage | None:
+        return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy (re-checked on every change); returns its value."""
+
+        async def _wait() -> Any:
+            async with self.changed:
+                while not (value := predicate()):
+                    await self.changed.wait()
+                return value
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+    # ----- internals
+    def _next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.000100"
+
+    async def _notify(self, kind: str, message: LocalMessage) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, message)
+            except Exception:  # a console printing bug must not break the fake Slack
+                log.exception("local slack listener failed")
+        async with self.changed:
+            self.changed.notify_all()
+
+    @staticmethod
+    async def _payload(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            try:
+                data = await request.json()
+            except ValueError:
+                return {}
+            return data if isinstance(data, dict) else {}
+        form = await request.post()
+        out: dict[str, Any] = {}
+        for k, v in form.items():
+            out[k] = v
+            if k in {"blocks", "attachments", "view"} and isinstance(v, str):
+                try:
+                    out[k] = json.loads(v)
+                except ValueError:
+                    pass
+        return out
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if queue:
+            return queue.pop(0)
+        return None
+
+    @staticmethod
+    def _error(error: str, status: int = 200, retry_after: int | None = None) -> web.Response:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        self.calls[method] += 1
+        payload = await self._payload(request)
+        self.requests.append((method, payload))
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or payload.get("token", "")
+        if not token:
+            return self._error("not_authed")
+        if token != self.bot_token:
+            return self._error("invalid_auth")
+        failure = self._take_failure(method)
+        if failure is not None:
+            return self._error(failure.error, failure.status, failure.retry_after)
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return self._error("unknown_method", 404)
+        return await handler(payload)
+
+    def _check_channel(self, channel: str | None) -> str | None:
+        if not channel:
+            return "channel_not_found"
+        if channel in self.archived:
+            return "is_archived"
+        if channel in self.not_member:
+            return "not_in_channel"
+        return None
+
+    async def _m_auth_test(self, payload: dict[str, Any]) -> web.Response:
+        return web.json_response(
+            {
+                "ok": True,
+                "url": "https://local.slack/",
+                "team": "local",
+                "user": "flinkdiag",
+                "team_id": self.TEAM_ID,
+                "user_id": self.BOT_USER_ID,
+                "bot_id": self.BOT_ID,
+            }
+        )
+
+    def _message_from(self, payload: dict[str, Any], channel: str) -> LocalMessage:
+        blocks = payload.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        attachments = payload.get("attachments") or []
+        if isinstance(attachments, str):
+            attachments = json.loads(attachments)
+        return LocalMessage(
+            channel=channel,
+            ts=self._next_ts(),
+            text=str(payload.get("text") or ""),
+            blocks=blocks,
+            attachments=attachments,
+            thread_ts=payload.get("thread_ts") or None,
+        )
+
+    async def _m_chat_postMessage(self, payload: dict[str, Any]) -> web.Response:
+        channel = payload.get("channel")
+        if err := self._check_channel(channel):
+            return self._error(err)
+        if not payload.get("text") and not payload.get("blocks") and not payload.get("attachments"):
+            return self._error("no_text")
+        msg = self._message_from(payload, channel)  # type: ignore[arg-type]
+        self.messages.append(msg)
+        await self._notify("posted", msg)
+        return web.json_response({"ok": True, "channel": channel, "ts": msg.ts, "message": {"text": msg.text}})
+
+    async def _m_chat_postEphemeral(self, payload: dict[str, Any]) -> web.Response:
+        channel = payload.get("channel")
+        if err := self._check_channel(channel):
+            return self._error(err)
+        if not payload.get("user"):
+            return self._error("user_not_in_channel")
+        msg = self._message_from(payload, channel)  # type: ignore[arg-type]
+        msg.ephemeral_to = payload["user"]
+        self.messages.append(msg)
+        await self._notify("posted", msg)
+        return web.json_response({"ok": True, "message_ts": msg.ts})
+
+    async def _m_chat_update(self, payload: dict[str, Any]) -> web.Response:
+        channel = payload.get("channel")
+        if err := self._check_channel(channel):
+            return self._error(err)
+        msg = self.find(channel, str(payload.get("ts")))  # type: ignore[arg-type]
+        if msg is None or msg.deleted:
+            return self._error("message_not_found")
+        if msg.ephemeral:
+            return self._error("cant_update_message")
+        self._apply_update(msg, payload)
+        await self._notify("updated", msg)
+        return web.json_response({"ok": True, "channel": channel, "ts": msg.ts})
+
+    async def _m_views_publish(self, payload: dict[str, Any]) -> web.Response:
+        view = payload.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        self.home_views[str(payload.get("user_id"))] = view or {}
+        return web.json_response({"ok": True, "view": view})
+
+    async def _m_conversations_info(self, payload: dict[str, Any]) -> web.Response:
+        channel = str(payload.get("channel"))
+        return web.json_response(
+            {"ok": True, "channel": {"id": channel, "is_archived": channel in self.archived, "is_member": True}}
+        )
+
+    @staticmethod
+    def _apply_update(msg: LocalMessage, payload: dict[str, Any]) -> None:
+        if "text" in payload:
+            msg.text = str(payload.get("text") or "")
+        if "blocks" in payload:
+            blocks = payload.get("blocks") or []
+            msg.blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        if "attachments" in payload:
+            att = payload.get("attachments") or []
+            msg.attachments = json.loads(att) if isinstance(att, str) else att
+        msg.updates += 1
+
+    async def _response(self, request: web.Request) -> web.Response:
+        """A `response_url` webhook: at most `response_url_uses` uses, like Slack's five."""
+        self.calls["response_url"] += 1
+        hook = self._hooks.get(request.match_info["token"])
+        payload = await self._payload(request)
+        self.requests.append(("response_url", payload))
+        if hook is None:
+            return web.Response(status=404, text="no_such_response_url")
+        hook.uses += 1
+        if hook.uses > self.response_url_uses:
+            return web.Response(status=410, text="used_up")
+        failure = self._take_failure("response_url")
+        if failure is not None:
+            return web.Response(status=failure.status if failure.status != 200 else 500, text=failure.error)
+        if payload.get("delete_original") and hook.message is not None:
+            hook.message.deleted = True
+            await self._notify("deleted", hook.message)
+            return web.Response(text="ok")
+        if payload.get("replace_original") and hook.message is not None and not hook.message.deleted:
+            self._apply_update(hook.message, payload)
+            await self._notify("updated", hook.message)
+            return web.Response(text="ok")
+        msg = self._message_from(payload, hook.channel)
+        if payload.get("response_type") != "in_channel":
+            msg.ephemeral_to = hook.user
+        msg.thread_ts = payload.get("thread_ts") or None
+        self.messages.append(msg)
+        # A slash command's later responses replace the one the hook posted last (our reading of
+        # Slack's behaviour for `replace_original` on a command's response_url).
+        if hook.message is None:
+            hook.message = msg
+        await self._notify("posted", msg)
+        return web.Response(text="ok")
+
+    def add_ack_message(self, response_url: str, channel: str, user: str, body: dict[str, Any]) -> LocalMessage:
+        """Record what a slash command's HTTP ack showed the user, as Slack would display it."""
+        token = response_url.rsplit("/", 1)[-1]
+        msg = self._message_from(body, channel)
+        if body.get("response_type") != "in_channel":
+            msg.ephemeral_to = user
+        self.messages.append(msg)
+        hook = self._hooks.get(token)
+        if hook is not None and hook.message is None:
+            hook.message = msg
+        return msg
