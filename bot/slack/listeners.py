@@ -280,6 +280,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         # A link button still sends block_actions; Slack shows a warning unless it is acked.
         await ack()
 
+    @app.event("app_home_opened")
+    async def on_app_home_opened(event: dict[str, Any], client: Any) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        usage = renderer.render_usage()
+        await client.views_publish(user_id=event["user"], view={"type": "home", "blocks": usage.blocks})
+
     if deps.watch_commands is not None:
         deps.watch_commands.register_actions(app, run_after_ack)
 

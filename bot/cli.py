@@ -1,0 +1,137 @@
+"""Entry points: `flinkdiag serve | console | sim | diagnose`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.logs import setup_logging
+
+log = logging.getLogger("flinkdiag")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors())
+        raise SystemExit(f"flinkdiag: invalid settings: {problems}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flinkdiag", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("serve", help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)")
+    sub.add_parser("console", help="chat with the bot locally; no accounts needed")
+    s = sub.add_parser("sim", help="run the Flink OpenAPI simulator")
+    s.add_argument("--port", type=int, default=8081)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--scenario", help="fleet scenario file (JSON)")
+    d = sub.add_parser("diagnose", help="diagnose one job in the terminal")
+    d.add_argument("job_id")
+    d.add_argument("--namespace")
+    d.add_argument("--workspace")
+    d.add_argument("--format", choices=["text", "json"], default="text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "sim":
+        from bot.flink import sim
+
+        setup_logging("INFO")
+        rest = ["--port", str(args.port), "--host", args.host]
+        if args.scenario:
+            rest += ["--scenario", args.scenario]
+        return sim.main(rest) or 0
+    settings = _settings()
+    # The console prints conversations on stdout; its logs would drown them, so only warnings show.
+    setup_logging("WARNING" if args.cmd == "console" else settings.log_level, settings.log_format)
+    if args.cmd == "console":
+        from bot.console import run_console
+
+        return asyncio.run(run_console(settings))
+    if args.cmd == "diagnose":
+        return asyncio.run(_diagnose(settings, args))
+    if args.cmd == "serve":
+        from bot.serve import serve
+
+        return asyncio.run(serve(settings))
+    return 2  # pragma: no cover
+
+
+async def _diagnose(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.commands import UsageError, _check_id
+    from bot.diagnosis.resolve import find_job, pick_scope
+    from bot.diagnosis.resolve import diagnose as run_diagnosis
+    from bot.diagnosis.text import format_run
+    from bot.flink.client import FlinkClient
+    from bot.flink.credentials import DefaultChainCredentials, StaticCredentials
+    from bot.flink.errors import FlinkError
+
+    try:
+        _check_id(args.job_id, "job id")
+    except UsageError as e:
+        print(f"flinkdiag: {e}", file=sys.stderr)
+        return 2
+    sim = None
+    credentials = None
+    if settings.base_url is None:
+        from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
+        from bot.local import sim_settings
+
+        sim = Simulator()
+        await sim.start()
+        settings = sim_settings(settings, sim)
+        credentials = StaticCredentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
+        print(
+            f"No FLINKDIAG_ENDPOINT or FLINKDIAG_REGION set: using the built-in simulator at {sim.base_url}.",
+            file=sys.stderr,
+        )
+    try:
+        async with FlinkClient(settings, credentials or DefaultChainCredentials()) as client:
+            scope = pick_scope(
+                workspace=args.workspace,
+                namespace=args.namespace,
+                channel_workspace=None,
+                channel_namespace=None,
+                configured_workspace=settings.workspace,
+                configured_namespaces=settings.namespaces,
+                region=settings.region,
+            )
+            target = await find_job(client, scope, args.job_id)
+            run = await run_diagnosis(client, target)
+    except FlinkError as e:
+        print(f"flinkdiag: {e.user_message}", file=sys.stderr)
+        log.info("diagnose failed", extra=e.log_fields())
+        return 1
+    finally:
+        if sim is not None:
+            await sim.stop()
+    if args.format == "json":
+        doc = {"target": run.target.model_dump(), "diagnosedAt": run.diagnosed_at.isoformat(), "diagnosis": run.diagnosis.to_wire()}
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(format_run(run))
+    return 0
+
+
+def _install_stop(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # pragma: no cover - not on Windows
+            pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""`flinkdiag console`: chat with the bot in a terminal, like Hubot's shell adapter.
+
+It drives the very Bolt app that serves Slack, over signed HTTP on loopback (see bot/local.py),
+with a local stand-in for Slack that shows each message as text with numbered buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, TextIO
+
+from bot.config import Settings
+from bot.local import LocalStack
+from bot.slack.driver import buttons_of
+from bot.slack.localslack import LocalMessage
+from bot.slack.render import message_to_text
+
+PROMPT = "you> "
+CHANNEL = "CLOCAL"
+USER = "ULOCAL"
+
+HELP = """Type what you would type in Slack, e.g.
+  /flinkdiag deployment orders-etl
+  /flinkdiag job <job-id> --share
+  /flinkdiag help
+A number presses that button of a message.  `sim fleet` lists the simulated deployments.
+`quit` leaves."""
+
+
+class Console:
+    def __init__(self, stack: LocalStack, out: TextIO) -> None:
+        self.stack = stack
+        self.out = out
+        self.buttons: dict[int, tuple[LocalMessage, dict[str, Any]]] = {}
+        self._next = 1
+        stack.slack.on_change(self._show)
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _show(self, kind: str, message: LocalMessage) -> None:
+        if kind == "deleted":
+            return
+        who = "only you" if message.ephemeral else f"#{message.channel.lower()}"
+        verb = "updated" if kind == "updated" else "says"
+        thread = " (in thread)" if message.thread_ts else ""
+        self.print(f"\nflinkdiag {verb} ({who}){thread}:")
+        body = message_to_text({"text": message.text, "blocks": message.blocks, "attachments": message.attachments})
+        self.print(_indent(body))
+        for button in buttons_of(message):
+            n = self._next
+            self._next += 1
+            self.buttons[n] = (message, button)
+            link = f"  -> {button['url']}" if button.get("url") else ""
+            self.print(f"    [{n}] {button.get('text')}{link}")
+
+    async def handle(self, line: str) -> bool:
+        """Handle one input line; False means quit."""
+        line = line.strip()
+        if not line:
+            return True
+        if line in {"quit", "exit", ":q"}:
+            return False
+        if line in {"?", "console help"}:
+            self.print(HELP)
+            return True
+        if line == "sim fleet":
+            self._print_fleet()
+            return True
+        if line.isdigit():
+            n = int(line)
+            if n not in self.buttons:
+                self.print(f"There is no button [{n}].")
+                return True
+            message, button = self.buttons[n]
+            reply = await self.stack.driver.press(message, button, user=USER)
+            if reply.status != 200:
+                self.print(f"(Slack would show an error: HTTP {reply.status})")
+        else:
+            text = line.removeprefix("/flinkdiag").strip() if line.startswith("/flinkdiag") else line
+            if line.startswith("/") and not line.startswith("/flinkdiag"):
+                self.print(f"Only /flinkdiag is installed here, not {line.split()[0]}.")
+                return True
+            reply = await self.stack.driver.command(text, channel=CHANNEL, user=USER)
+            if reply.status != 200:
+                self.print(f"(Slack would show an error: HTTP {reply.status} {reply.text[:200]})")
+            elif reply.message is not None:
+                self._show("posted", reply.message)
+        await self.stack.settle()
+        return True
+
+    def _print_fleet(self) -> None:
+        if self.stack.sim is None:
+            self.print("No built-in simulator is running (FLINKDIAG_ENDPOINT points elsewhere).")
+            return
+        for d in self.stack.sim.fleet_summary():
+            job = d["jobId"] or "(no running job)"
+            self.print(f"  {d['namespace']:<18} {d['name']:<24} {job}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line if line else "" for line in text.splitlines())
+
+
+async def run_console(settings: Settings | None = None, *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    stack = await LocalStack.start(settings)
+    console = Console(stack, out)
+    if stack.sim is not None:
+        console.print(f"Started the built-in Flink API simulator at {stack.sim.base_url} (no cloud account used).")
+    console.print(f"Database: {stack.settings.effective_database_url}")
+    interactive = stdin.isatty()
+    if interactive:
+        console.print(HELP)
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if interactive:
+                out.write(PROMPT)
+                out.flush()
+            line = await loop.run_in_executor(None, stdin.readline)
+            if not line:
+                break
+            if not interactive:
+                console.print(PROMPT + line.rstrip("\n"))
+            if not await console.handle(line):
+                break
+    finally:
+        await stack.aclose()
+    return 0
