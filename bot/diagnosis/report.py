@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,10 +32,10 @@ class Target(BaseModel):
         """
         if not self.region:
             return None
+        q = [quote(p, safe="") for p in (self.region, self.workspace, self.namespace, self.deployment_id, self.job_id)]
         return (
-            f"https://realtime-compute.console.aliyun.com/regions/{self.region}/console/workspace/"
-            f"{self.workspace}/namespace/{self.namespace}/operations/stream/{self.deployment_id}"
-            f"/jobs/{self.job_id}"
+            f"https://realtime-compute.console.aliyun.com/regions/{q[0]}/console/workspace/"
+            f"{q[1]}/namespace/{q[2]}/operations/stream/{q[3]}/jobs/{q[4]}"
         )
 
 

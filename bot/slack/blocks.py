@@ -91,21 +91,22 @@ _CODE_SAFE = str.maketrans({"`": "\u02cb", "\n": " ", "\r": " "})
 _BOLD_SAFE = str.maketrans({"*": "\u2217", "\n": " ", "\r": " "})
 
 
-def code(text: object) -> str:
+def one_line(text: object, limit: int | None = None) -> str:
+    """Escaped text with line breaks folded to spaces, cut to `limit` when given."""
+    s = " ".join(escape_mrkdwn(text).split())
+    return cut(s, limit) if limit else s
+
+
+def code(text: object, limit: int | None = None) -> str:
     """An escaped inline code span; backticks and newlines inside it would end or break it."""
-    s = escape_mrkdwn(text).translate(_CODE_SAFE).strip()
+    s = one_line(text, limit).translate(_CODE_SAFE)
     return f"`{s}`" if s else "—"
 
 
-def bold(text: object) -> str:
-    """An escaped bold span; an asterisk inside it would end it early."""
-    s = escape_mrkdwn(text).translate(_BOLD_SAFE).strip()
+def bold(text: object, limit: int | None = None) -> str:
+    """An escaped bold span (empty when there is no text); an asterisk inside would end it early."""
+    s = one_line(text, limit).translate(_BOLD_SAFE)
     return f"*{s}*" if s else ""
-
-
-def one_line(text: object) -> str:
-    """Escaped text with line breaks folded to spaces, for list items and headers."""
-    return " ".join(escape_mrkdwn(text).split())
 
 
 # --- length and truncation ------------------------------------------------------------------
@@ -294,7 +295,9 @@ def _fit_count(blocks: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]
     """
     if len(blocks) <= limit:
         return blocks
-    droppable = [i for i, b in enumerate(blocks) if _prefix(b) in ITEM_PREFIXES or _prefix(b) in GROUP_PREFIXES]
+    droppable = [
+        i for i, b in enumerate(blocks) if _prefix(b) in ITEM_PREFIXES or _prefix(b) in GROUP_PREFIXES
+    ]
     excess = len(blocks) - limit + 1  # +1 for the summary line
     dropped: set[int] = set(droppable[-excess:]) if excess <= len(droppable) else set(droppable)
     # A group title left with none of its items would be a dangling heading.

@@ -8,7 +8,6 @@ the local console) is chosen elsewhere; these functions never see it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,9 +31,11 @@ from bot.commands import (
 from bot.config import Settings
 from bot.diagnosis.report import Target
 from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
+from bot.flink.errors import FlinkError
 from bot.diagnosis.service import DiagnosisService, Requester, RunResult
 from bot.logs import new_request_id
 from bot.slack.errors import report_failure
+from bot.slack.render import parse_action_value
 
 log = logging.getLogger("flinkdiag.slack")
 
@@ -71,17 +72,16 @@ class SlackDeps:
 
 
 def _target_from_value(value: str) -> tuple[Target, str | None]:
-    """Decode a button value written by the renderer (compact JSON of the target + run id)."""
-    data = json.loads(value)
-    target = Target(
-        workspace=data["ws"],
-        namespace=data["ns"],
-        deployment_id=data["dep"],
-        job_id=data.get("job") or "",
-        deployment_name=data.get("name"),
-        region=data.get("region"),
-    )
-    return target, data.get("run")
+    try:
+        parsed = parse_action_value(value)
+    except ValueError:
+        raise StaleButton() from None
+    return parsed.target, parsed.run
+
+
+class StaleButton(FlinkError):
+    kind = "stale_button"
+    default_sentence = "I can't read that button (it may come from an older version of me); run the command again."
 
 
 def _describe(cmd: Any) -> str:
@@ -262,7 +262,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def on_diagnose_choice(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
         new_request_id("a-")
-        target, _ = _target_from_value(action.get("value") or "{}")
+        try:
+            choice = parse_action_value(action.get("value") or "{}")
+        except ValueError:
+            await report_failure(StaleButton(), respond, renderer)
+            return
+        target = choice.target
         who = Requester(
             body.get("team", {}).get("id", ""),
             (body.get("channel") or {}).get("id", ""),
@@ -271,7 +276,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
         async def work() -> None:
             result = await deps.diagnoser.diagnose_target(who, target)
-            await deliver(result, respond, share=False, user=who.user_id)
+            await deliver(result, respond, share=choice.share, user=who.user_id)
 
         await run_after_ack(work(), respond, deployment_id=target.deployment_id)
 

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ValidationError
 
@@ -54,6 +55,7 @@ __all__ = [
     "Renderer",
     "action_value",
     "blocks_to_text",
+    "message_to_text",
     "parse_action_value",
     "render_defaults",
     "render_diagnosis",
@@ -153,7 +155,7 @@ def _risk_phrase(risk: Risk) -> str:
 
 
 def _names(keys: Sequence[SymptomKey]) -> str:
-    shown = [bold(cut(one_line(k.name), 80)) or "(unnamed)" for k in keys[:_CHANGE_NAMES_MAX]]
+    shown = [bold(k.name, 80) or "(unnamed)" for k in keys[:_CHANGE_NAMES_MAX]]
     more = len(keys) - len(shown)
     return ", ".join(shown) + (f" …and {more} more" if more > 0 else "")
 
@@ -171,7 +173,7 @@ def _facts(run: DiagnosisRun, symptom_count: int) -> list[str]:
     )
     deployment = code(t.deployment_id)
     if t.deployment_name:
-        deployment = f"{cut(one_line(t.deployment_name), _NAME_MAX)} {deployment}"
+        deployment = f"{one_line(t.deployment_name, _NAME_MAX)} {deployment}"
     when = run.service_time or run.diagnosed_at
     facts = [
         f"*Health*\n{health}",
@@ -195,7 +197,7 @@ def _categories(run: DiagnosisRun) -> list[dict[str, Any]]:
             continue
         items = []
         for s in symptoms:
-            name = bold(cut(one_line(s.name), _NAME_MAX)) or "*(unnamed symptom)*"
+            name = bold(s.name, _NAME_MAX) or "*(unnamed symptom)*"
             lines = [name]
             if s.description.strip():
                 lines.append(cut(escape_mrkdwn(s.description.strip()), _DESCRIPTION_MAX))
@@ -229,12 +231,13 @@ def _change_text(change: Change) -> str:
     if change.nothing_changed:
         lines.append("Nothing changed.")
         return "\n".join(lines)
+    was, now = one_line(before.label, 60), bold(after.label, 60)
     if change.direction == "up":
-        lines.append(f":arrow_up: Risk up: {escape_mrkdwn(before.label)} → *{escape_mrkdwn(after.label)}*")
+        lines.append(f":arrow_up: Risk up: {was} → {now}")
     elif change.direction == "down":
-        lines.append(f":arrow_down: Risk down: {escape_mrkdwn(before.label)} → *{escape_mrkdwn(after.label)}*")
+        lines.append(f":arrow_down: Risk down: {was} → {now}")
     else:
-        lines.append(f":left_right_arrow: Risk unchanged: {escape_mrkdwn(after.label)}")
+        lines.append(f":left_right_arrow: Risk unchanged: {one_line(after.label, 60)}")
     delta = change.health_delta
     if delta is not None:
         lines.append(f"Health: {change.health_before} → {change.health_after} ({delta:+d})")
@@ -248,18 +251,33 @@ def _change_text(change: Change) -> str:
     return "\n".join(lines)
 
 
+def _button(
+    action_id: str, text: str, *, value: str | None = None, url: str | None = None, style: str | None = None
+) -> dict[str, Any]:
+    # Every key present: templates run with StrictUndefined, so a missing one would be an error.
+    return {"action_id": action_id, "text": text, "value": value, "url": url, "style": style}
+
+
+def _safe_url(url: str | None) -> str | None:
+    """Percent-encode what an id put in a URL path; only https links are offered.
+
+    `Target.console_url` pastes ids into the path as they are, and ids come from the API.
+    """
+    if not url or not url.startswith("https://"):
+        return None
+    return quote(url, safe="/:?=&#%~.-_+,;@!$'()*")
+
+
 def _diagnosis_actions(target: Target, run_id: str | None, ephemeral: bool) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
     value = action_value(target, run_id)
     if value is not None:
-        actions.append(
-            {"action_id": "rerun_diagnosis", "text": ":repeat: Re-run diagnosis", "value": value, "style": "primary"}
-        )
+        actions.append(_button("rerun_diagnosis", ":repeat: Re-run diagnosis", value=value, style="primary"))
         if ephemeral:
-            actions.append({"action_id": "share_diagnosis", "text": ":mega: Share to channel", "value": value})
-    url = target.console_url()
+            actions.append(_button("share_diagnosis", ":mega: Share to channel", value=value))
+    url = _safe_url(target.console_url())
     if url is not None:
-        actions.append({"action_id": "open_console", "text": ":link: Open in console", "url": url})
+        actions.append(_button("open_console", ":link: Open in console", url=url))
     return actions
 
 
@@ -270,15 +288,15 @@ def _diagnosis_context(
     risk = run.risk
     categories = _categories(run)
     count = sum(len(c["symptoms"]) for c in categories)
-    label = one_line(t.deployment_name) or escape_mrkdwn(t.deployment_id)
+    label = one_line(t.deployment_name, 120) or one_line(t.deployment_id, 120)
     health = f"health {d.health_score}/100" if d.health_score is not None else "health not reported"
-    summary_bits = [f"*{escape_mrkdwn(_risk_phrase(risk))}*", health, _plural(count, "symptom")]
+    phrase = one_line(_risk_phrase(risk), 60)
+    summary_bits = [bold(_risk_phrase(risk), 60), health, _plural(count, "symptom")]
     if d.diagnose_id:
         summary_bits.append(f"diagnosis {code(d.diagnose_id)}")
     return {
-        "text": f"Flink diagnosis of {cut(label, 200)}: {escape_mrkdwn(_risk_phrase(risk))}, {health}, "
-        f"{_plural(count, 'symptom')}",
-        "header": f"{risk.emoji} {escape_mrkdwn(_risk_phrase(risk))} · {cut(label, 120)}",
+        "text": f"Flink diagnosis of {label}: {phrase}, {health}, {_plural(count, 'symptom')}",
+        "header": f"{risk.emoji} {phrase} · {label}",
         "risk": {"label": escape_mrkdwn(risk.label), "emoji": risk.emoji, "colour": risk.colour},
         "facts": _facts(run, count),
         "categories": categories,
@@ -312,7 +330,10 @@ _USAGE: list[tuple[str, list[tuple[str, str]]]] = [
                 "watch deployment <name-or-id> [--min-risk mid|high] [--every 5m]",
                 "post here when the risk reaches the threshold",
             ),
-            ("watch namespace <ns> [--min-risk mid|high] [--every 5m]", "watch every deployment in a namespace"),
+            (
+                "watch namespace <ns> [--min-risk mid|high] [--every 5m]",
+                "watch every deployment in a namespace",
+            ),
             ("unwatch deployment <name-or-id>", "stop watching a deployment"),
             ("unwatch namespace <ns>", "stop watching a namespace"),
             ("watches", "list this channel's watches"),
@@ -341,8 +362,8 @@ def _usage_context(mistake: str | None, command: str) -> dict[str, Any]:
     cmd = escape_mrkdwn(command)
     groups = []
     for title, entries in _USAGE:
-        lines = [f"`{cmd} {escape_mrkdwn(syntax)}`\n      {escape_mrkdwn(about)}" for syntax, about in entries]
-        groups.append({"title": f"*{title}*", "text": "\n".join(lines), "block_id": f"usage.{title.lower()}"})
+        lines = [f"`{cmd} {escape_mrkdwn(syntax)}` — {escape_mrkdwn(about)}" for syntax, about in entries]
+        groups.append({"text": f"*{title}*\n" + "\n".join(lines), "block_id": f"usage.{title.lower()}"})
     text = f"Usage of {cmd}: job, deployment, watch, unwatch, watches, report, defaults, help"
     if mistake:
         text = f"{escape_mrkdwn(mistake)}. {text}"
@@ -351,8 +372,8 @@ def _usage_context(mistake: str | None, command: str) -> dict[str, Any]:
         "mistake": f":warning: {escape_mrkdwn(mistake)}" if mistake else None,
         "title": f"*How to use `{cmd}`*",
         "groups": groups,
-        "footnote": "Namespace and workspace fall back to this channel's defaults, then to the bot's settings. "
-        "`--share` posts the result to the channel instead of only to you.",
+        "footnote": "Namespace and workspace fall back to this channel's defaults, then to the bot's "
+        "settings. `--share` posts the result to the channel instead of only to you.",
     }
 
 
@@ -409,7 +430,9 @@ class Renderer:
             message = Message(
                 text=str(doc.get("text") or "").strip() or "flinkdiag",
                 blocks=[b for b in doc["blocks"] if isinstance(b, dict)],
-                attachments=[a for a in attachments if isinstance(a, dict)] if isinstance(attachments, list) else None,
+                attachments=[a for a in attachments if isinstance(a, dict)]
+                if isinstance(attachments, list)
+                else None,
             )
         except ValidationError as e:
             raise TemplateProblem(f"{kind}.json.j2: {e}") from None
@@ -423,7 +446,9 @@ class Renderer:
         """Render template `kind` with prepared (escaped) values; falls back to the packaged one."""
         try:
             return self._build(self._env, kind, ctx)
-        except (TemplateError, TemplateProblem) as e:
+        except Exception as e:
+            # An operator's template can fail in any way (a TypeError from `tojson` on an
+            # undefined value, say); with no operator folder, failures are our bugs and surface.
             if self._fallback is None:
                 raise
             log.warning("template_fallback kind=%s error=%s detail=%s", kind, type(e).__name__, str(e)[:200])
@@ -483,24 +508,23 @@ class Renderer:
         )
 
     def render_job_choice(self, what: str, candidates: Sequence[Target], *, share: bool = False) -> Message:
-        """Several matches: one line and one Diagnose button (`diagnose_choice`) per candidate."""
+        """Several matches: `what` (one sentence saying what matched, e.g. `Ambiguous.user_message`),
+        then one line and one Diagnose button (`diagnose_choice`, value = the target) per candidate."""
         items = []
         for i, t in enumerate(candidates):
-            name = one_line(t.deployment_name) if t.deployment_name else code(t.deployment_id)
+            name = bold(t.deployment_name, _NAME_MAX) if t.deployment_name else code(t.deployment_id)
+            value = action_value(t, share=share)
             items.append(
                 {
                     "block_id": f"choice.{i}",
-                    "text": f"*{cut(name, _NAME_MAX)}* in namespace {code(t.namespace)} · workspace "
-                    f"{code(t.workspace)}\njob {code(t.job_id)}",
-                    "value": action_value(t, share=share),
-                    "button": "Diagnose",
+                    "text": f"{name} in namespace {code(t.namespace)} · workspace {code(t.workspace)}\n"
+                    f"job {code(t.job_id)}",
+                    "button": _button("diagnose_choice", "Diagnose", value=value) if value else None,
                 }
             )
-        w = escape_mrkdwn(what)
-        n = _plural(len(items), "match", "matches")
+        w = escape_mrkdwn(what).strip() or f"{_plural(len(items), 'match', 'matches')}; pick one."
         return self.render(
-            "job_choice",
-            {"text": f"{w}: {n}, pick one", "intro": f":twisted_rightwards_arrows: {w}: {n}. Pick one:", "items": items},
+            "job_choice", {"text": w, "intro": f":twisted_rightwards_arrows: {w}", "items": items}
         )
 
     def render_text(self, text: str) -> Message:
@@ -523,7 +547,9 @@ def render_diagnosis(
     ephemeral: bool = True,
 ) -> Message:
     """`Renderer().render_diagnosis` with the packaged templates."""
-    return _default().render_diagnosis(run, change=change, run_id=run_id, shared_by=shared_by, ephemeral=ephemeral)
+    return _default().render_diagnosis(
+        run, change=change, run_id=run_id, shared_by=shared_by, ephemeral=ephemeral
+    )
 
 
 def render_progress(what: str) -> Message:
@@ -566,7 +592,7 @@ def _token_text(m: re.Match[str]) -> str:
     if target.startswith("!date^"):
         return label or target
     if target.startswith(("@", "#")):
-        return label and f"{target[0]}{label}" or target
+        return f"{target[0]}{label}" if label else target
     if target.startswith("!"):
         return "@" + target[1:].split("^", 1)[0]
     return f"{label} ({target})" if label else target
@@ -585,15 +611,21 @@ def _obj_text(obj: Any) -> str:
     return ""
 
 
-def blocks_to_text(message: Message) -> tuple[str, list[dict[str, Any]]]:
-    """The message as plain lines, and its buttons numbered `[1]`, `[2]`, … in order.
+def _as_parts(message: Message | Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
+    if isinstance(message, Message):
+        return list(message.blocks), list(message.attachments or [])
+    return list(message.get("blocks") or []), list(message.get("attachments") or [])
 
-    Each button is `dict(action_id, value, text, url, block_id)`.
-    """
+
+def _to_text(message: Message | Mapping[str, Any], with_buttons: bool) -> tuple[str, list[dict[str, Any]]]:
+    blocks, attachments = _as_parts(message)
+    for a in attachments:
+        if isinstance(a, dict):
+            blocks.extend(a.get("blocks") or [])
     lines: list[str] = []
     buttons: list[dict[str, Any]] = []
 
-    def button(el: dict[str, Any], block_id: str | None) -> str:
+    def button(el: dict[str, Any], block_id: str | None) -> str | None:
         b = {
             "action_id": el.get("action_id"),
             "value": el.get("value"),
@@ -602,14 +634,14 @@ def blocks_to_text(message: Message) -> tuple[str, list[dict[str, Any]]]:
             "block_id": block_id,
         }
         buttons.append(b)
+        if not with_buttons:
+            return None
         return f"[{len(buttons)}] {b['text']}" + (f" ({b['url']})" if b["url"] else "")
 
-    all_blocks = list(message.blocks)
-    for a in message.attachments or []:
-        all_blocks.extend(a.get("blocks") or [])
-    for block in all_blocks:
-        kind = block.get("type")
-        bid = block.get("block_id")
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind, bid = block.get("type"), block.get("block_id")
         if kind == "header":
             lines.append(f"== {_obj_text(block.get('text'))} ==")
         elif kind == "section":
@@ -619,15 +651,34 @@ def blocks_to_text(message: Message) -> tuple[str, list[dict[str, Any]]]:
                 lines.append("  " + ": ".join(p for p in _obj_text(f).split("\n") if p))
             acc = block.get("accessory")
             if isinstance(acc, dict) and acc.get("type") == "button":
-                lines.append("  " + button(acc, bid))
+                shown = button(acc, bid)
+                if shown:
+                    lines.append("  " + shown)
         elif kind == "context":
-            lines.append("  " + " · ".join(_obj_text(e) for e in block.get("elements") or [] if isinstance(e, dict)))
+            els = [e for e in block.get("elements") or [] if isinstance(e, dict)]
+            lines.append("  " + " · ".join(_obj_text(e) for e in els))
         elif kind == "divider":
             lines.append("---")
         elif kind == "actions":
-            lines.append(
-                "  ".join(button(e, bid) for e in block.get("elements") or [] if e.get("type") == "button")
-            )
+            shown_all = [button(e, bid) for e in block.get("elements") or [] if e.get("type") == "button"]
+            if with_buttons:
+                lines.append("  ".join(x for x in shown_all if x))
         else:
             lines.append(f"[{kind} block]")
+    if not lines:
+        text = message.text if isinstance(message, Message) else str(message.get("text") or "")
+        lines.append(mrkdwn_to_text(text))
     return "\n".join(lines), buttons
+
+
+def blocks_to_text(message: Message | Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The message as plain lines with its buttons numbered `[1]`, `[2]`, … in order, and the buttons.
+
+    Each button is `dict(action_id, value, text, url, block_id)`.
+    """
+    return _to_text(message, with_buttons=True)
+
+
+def message_to_text(message: Message | Mapping[str, Any]) -> str:
+    """The message as plain lines without its buttons (for a console that numbers them itself)."""
+    return _to_text(message, with_buttons=False)[0]
