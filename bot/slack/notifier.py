@@ -1,0 +1,80 @@
+"""The Slack sink of the watch loop: turns a `Notice` into posts, thread replies and edits.
+
+Slack's errors are sorted into the two the engine understands: `ChannelUnavailable` (the bot
+cannot post there until someone acts: pause the channel) and `DeliveryFailed` (try at the next
+check). 429s are waited out by the Web API client's retry handler before they get here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.blocks import Message
+from bot.watch.engine import PAUSING_ERRORS, ChannelUnavailable, DeliveryFailed, Notice
+from bot.watch.policy import Action
+
+log = logging.getLogger("flinkdiag.notify")
+
+
+class SlackNotifier:
+    def __init__(self, web: AsyncWebClient, renderer: Any, *, now: Callable[[], datetime] | None = None) -> None:
+        self.web = web
+        self.renderer = renderer
+        self.now = now or (lambda: datetime.now(UTC))
+
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
+        """Post a message; returns its ts. Raises ChannelUnavailable / DeliveryFailed."""
+        kwargs = message.to_slack()
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        resp = await self._call(self.web.chat_postMessage, channel=channel, unfurl_links=False, **kwargs)
+        return str(resp["ts"])
+
+    async def update(self, channel: str, ts: str, message: Message) -> None:
+        try:
+            await self._call(self.web.chat_update, channel=channel, ts=ts, **message.to_slack())
+        except DeliveryFailed as e:
+            if str(e) in {"message_not_found", "cant_update_message", "edit_window_closed"}:
+                # The anchor was deleted or can't be edited: the thread reply already told people.
+                log.info("anchor not editable", extra={"channel": channel, "error": str(e)})
+                return
+            raise
+
+    async def _call(self, method: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(**kwargs)
+        except SlackApiError as e:
+            error = str(e.response.get("error") or "unknown_error")
+            if error in PAUSING_ERRORS:
+                raise ChannelUnavailable(error) from e
+            raise DeliveryFailed(error) from e
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as e:
+            raise DeliveryFailed(type(e).__name__) from e
+
+    async def deliver(self, notice: Notice) -> str | None:
+        t = notice.target
+        now = self.now()
+        if notice.action is Action.POST_ALERT:
+            return await self.post(t.channel_id, self.renderer.render_alert(notice, now=now))
+        if notice.action is Action.POST_FOLLOWUP:
+            await self.post(t.channel_id, self.renderer.render_alert_followup(notice, now=now), thread_ts=t.anchor_ts)
+            if t.anchor_ts:
+                await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
+            return None
+        if notice.action is Action.UPDATE_ANCHOR:
+            if t.anchor_ts:
+                await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
+            return None
+        if notice.action is Action.POST_NOTE:
+            thread = t.anchor_ts if t.state.announced_risk is not None else None
+            await self.post(t.channel_id, self.renderer.render_alert_followup(notice, now=now), thread_ts=thread)
+            return None
+        return None
