@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,15 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ValidationError
 
+from bot.commands import format_duration
 from bot.diagnosis.report import Change, DiagnosisRun, SymptomKey, Target
-from bot.diagnosis.risk import Risk, health_band
+from bot.diagnosis.risk import HIGH, LOW, MID, Risk, health_band
+from bot.flink.models import Symptom
 from bot.slack import blocks as bk
 from bot.slack.blocks import Message, bold, code, cut, escape_mrkdwn, one_line
+from bot.watch.engine import Notice, Watch, WatchTarget
+from bot.watch.policy import Reason, TargetState
+from bot.watch.report import FleetReport, ReportRow
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +60,23 @@ __all__ = [
     "Renderer",
     "action_value",
     "blocks_to_text",
+    "interval_text",
     "message_to_text",
     "parse_action_value",
+    "parse_target_value",
+    "render_alert",
+    "render_alert_followup",
     "render_defaults",
     "render_diagnosis",
     "render_error",
     "render_job_choice",
     "render_progress",
+    "render_report",
     "render_text",
     "render_usage",
+    "render_watches",
+    "target_value",
+    "threshold_text",
 ]
 
 
@@ -394,6 +407,548 @@ def _setting_label(key: str) -> str:
     return escape_mrkdwn(key.replace("_", " ").capitalize())
 
 
+# --- watches, alerts and reports ------------------------------------------------------------
+
+# An alert shows what to do first; the full list is one Re-run away.
+_ALERT_SYMPTOMS = 3
+_ALERT_NAME_MAX = 120
+_ALERT_DESCRIPTION_MAX = 300
+_ALERT_RECOMMENDATION_MAX = 600
+_LINE_NAME_MAX = 80
+_LINE_SYMPTOM_MAX = 100
+_LINE_MAX = 500
+_MORE_MAX = 290
+# Slack refuses a message whose block texts add up past an undocumented total
+# (`msg_blocks_too_long`, reported at 12–13k characters: bolt-js#2509, #2867), long before
+# 50 sections of 3000 would. Long lists therefore stop at this many characters (unverified).
+_LIST_TEXT_BUDGET = 9000
+# Rows are packed several to a section; one section stays under Slack's 3000.
+_SECTION_TEXT = 2800
+# A greedy pack of lines of at most _LINE_MAX fills each closed section past this much.
+_SECTION_FILL = _SECTION_TEXT - _LINE_MAX - 100
+_MIN_WATCH_TEXT = 1200
+_RESOLVED = (":white_check_mark:", LOW.colour)
+
+# The report's statuses (bot.watch.report.ReportRow.status) and a watched target's, as shown.
+_STATUS_SHOWN: dict[str, tuple[str, str]] = {
+    "no_job": (":black_circle:", "no running job"),
+    "cannot_check": (":warning:", "cannot check"),
+    "not_checked": (":hourglass:", "not checked yet"),
+    "paused": (":double_vertical_bar:", "paused"),
+}
+_LEVEL_ORDER = ("high", "mid", "low")
+
+
+def target_value(target_id: int) -> str:
+    """The value of the Snooze and Unwatch buttons: the watched target's id, compact JSON."""
+    return _compact_json({"t": target_id})
+
+
+def parse_target_value(value: str) -> int:
+    """Inverse of `target_value`. Raises ValueError on anything else."""
+    try:
+        t = json.loads(value)["t"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError("not a flinkdiag target button value") from e
+    if isinstance(t, bool) or not isinstance(t, int):
+        raise ValueError("not a flinkdiag target button value")
+    return t
+
+
+def interval_text(seconds: int) -> str:
+    """How often a watch checks, spelled as `--every` takes it: `every 5m`, `every 90m`. Plain text."""
+    return "every " + format_duration(timedelta(seconds=max(0, int(seconds))))
+
+
+def threshold_text(min_risk: str | None) -> str:
+    """A watch's threshold as a phrase: `alerts at Mid and above`. Plain text (not escaped)."""
+    return f"alerts at {Risk.parse(min_risk).label} and above"
+
+
+def _health(score: int | None) -> str:
+    band = health_band(score)
+    if score is None:
+        return f"{band.emoji} not reported"
+    return f"{band.emoji} {score}/100 ({band.label})"
+
+
+def _health_plain(score: int | None) -> str:
+    return f"health {score}/100" if score is not None else "health not reported"
+
+
+def _all_symptoms(run: DiagnosisRun) -> list[Symptom]:
+    return [s for items in run.diagnosis.symptoms.by_category().values() for s in items]
+
+
+def _deployment_field(t: WatchTarget) -> str:
+    ident = code(t.deployment_id, _LINE_NAME_MAX)
+    if t.deployment_name:
+        return f"{one_line(t.deployment_name, _ALERT_NAME_MAX)} {ident}"
+    return ident
+
+
+def _snoozed_until(state: TargetState, now: datetime) -> datetime | None:
+    """When the snooze ends, if it has not ended by `now` (the store may hand back naive UTC)."""
+    until = state.snoozed_until
+    return until if until is not None and _aware(until) > _aware(now) else None
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _alert_symptom(s: Symptom) -> str:
+    lines = [bold(s.name, _NAME_MAX) or "*(unnamed symptom)*"]
+    if s.recommendation.strip():
+        rec = cut(escape_mrkdwn(s.recommendation.strip()), _ALERT_RECOMMENDATION_MAX)
+        lines.append(f":bulb: *What to do:* {rec}")
+    elif s.description.strip():
+        lines.append(cut(escape_mrkdwn(s.description.strip()), _ALERT_DESCRIPTION_MAX))
+    return "\n".join(lines)
+
+
+def _notice_target(notice: Notice) -> Target | None:
+    """The job an alert's Re-run button diagnoses: the current one, when there is one."""
+    if notice.run is not None:
+        return notice.run.target
+    t = notice.target
+    if not t.job_id:
+        return None
+    return Target(
+        workspace=t.workspace,
+        namespace=t.namespace,
+        deployment_id=t.deployment_id,
+        job_id=t.job_id,
+        deployment_name=t.deployment_name,
+    )
+
+
+def _alert_actions(notice: Notice, resolved: bool) -> list[dict[str, Any]]:
+    t = notice.target
+    actions: list[dict[str, Any]] = []
+    target = _notice_target(notice)
+    value = action_value(target) if target is not None else None
+    if value is not None:
+        actions.append(_button("rerun_alert", ":repeat: Re-run diagnosis", value=value, style="primary"))
+    tid = target_value(t.id)
+    if not resolved:
+        actions.append(_button("snooze_1h", ":zzz: Snooze 1h", value=tid))
+        actions.append(_button("snooze_24h", ":zzz: Snooze 24h", value=tid))
+    unwatch = _button("unwatch_target", "Unwatch", value=tid, style="danger")
+    # The dialog's text allows 300 characters (slack_sdk checks it); the name is cut to leave room.
+    unwatch["confirm"] = {
+        "title": "Stop watching?",
+        "text": f"Stop watching {bold(t.label, 200)} in this channel?",
+        "confirm": "Unwatch",
+        "deny": "Keep watching",
+    }
+    actions.append(unwatch)
+    for a in actions:
+        a.setdefault("confirm", None)
+    return actions
+
+
+def _alert_context(notice: Notice, now: datetime) -> dict[str, Any]:
+    t, s, run = notice.target, notice.target.state, notice.run
+    resolved = notice.reason is Reason.BACK_TO_NORMAL and s.announced_risk is None
+    risk = Risk.parse(notice.decision_risk)
+    label = one_line(t.label, _ALERT_NAME_MAX)
+    phrase = one_line(_risk_phrase(risk), 60)
+    health_score = run.diagnosis.health_score if run is not None else s.last_health_score
+    as_of = (run.service_time or run.diagnosed_at) if run is not None else (s.last_checked_at or now)
+    job = run.target.job_id if run is not None else t.job_id
+    threshold = escape_mrkdwn(threshold_text(t.min_risk))
+    facts = [
+        f"*Deployment*\n{_deployment_field(t)}",
+        f"*Namespace*\n{code(t.namespace)}",
+        f"*Workspace*\n{code(t.workspace)}",
+        f"*Job*\n{code(job) if job else '_no running job known_'}",
+        f"*Health*\n{_health(health_score)}",
+        f"*Watch*\n{threshold}, {interval_text(t.interval_seconds)}",
+        f"*As of*\n{slack_date(as_of)}",
+    ]
+    observed = run.risk if run is not None else None
+    if observed is not None and observed.raw != risk.raw and not resolved:
+        # The header shows the confirmed level; a different latest sighting is not confirmed yet.
+        facts.append(f"*Latest check*\n{observed.emoji} {one_line(observed.label, 60)} (not confirmed yet)")
+
+    symptoms: list[dict[str, Any]] = []
+    more = None
+    top = None
+    if run is not None:
+        found = _all_symptoms(run)
+        if found:
+            top = found[0].name or found[0].description
+        if not resolved:
+            for i, sym in enumerate(found[:_ALERT_SYMPTOMS]):
+                symptoms.append({"block_id": f"sym.{i}", "text": _alert_symptom(sym)})
+            if len(found) > _ALERT_SYMPTOMS:
+                n = len(found) - _ALERT_SYMPTOMS
+                more = f"…and {_plural(n, 'more symptom')}: press *Re-run diagnosis* for the full list."
+        count = len(found)
+    else:
+        count = 0
+        if t.top_symptom and not resolved:
+            top = t.top_symptom
+            shown = f"*Top symptom:* {one_line(t.top_symptom, _NAME_MAX)}"
+            symptoms.append({"block_id": "sym.0", "text": shown})
+
+    health = _health_plain(health_score)
+    where = f"{one_line(t.label, _ALERT_NAME_MAX)} (namespace {one_line(t.namespace, 80)})"
+    if resolved:
+        emoji, colour = _RESOLVED
+        header = f"{emoji} Back to normal: {label}"
+        now_phrase = f"risk is {one_line(risk.label, 60)} again"
+        text = f"Back to normal: {where}: {now_phrase}, {health}"
+        status = f":white_check_mark: Back to normal: {now_phrase} (below the watch's threshold)."
+        summary = f"*Back to normal* · {health} · {threshold}"
+    else:
+        colour = risk.colour
+        header = f"{risk.emoji} {phrase}: {label}"
+        text = f"{phrase}: {where}: {health}"
+        if run is not None:
+            text += f", {_plural(count, 'symptom')}"
+        if top:
+            text += f". Top: {one_line(top, _LINE_SYMPTOM_MAX)}"
+        status = None
+        summary = f"{bold(_risk_phrase(risk), 60)} · {health} · {_plural(count, 'symptom')} · {threshold}"
+    until = _snoozed_until(s, now)
+    snoozed = f":zzz: Snoozed until {slack_date(until)}" if until is not None else None
+    return {
+        "text": text,
+        "header": header,
+        "colour": colour,
+        "facts": facts,
+        "status": status,
+        "symptoms": symptoms,
+        "more": more,
+        "snoozed": snoozed,
+        "actions": _alert_actions(notice, resolved),
+        "summary": summary,
+    }
+
+
+def _previous_level(new: Risk, min_risk: str) -> Risk | None:
+    """The level announced before a further rise, when the threshold leaves only one candidate.
+
+    A Notice carries the state after the rise, so the earlier level is inferred: it was at or
+    above the threshold and below the new level.
+    """
+    threshold = Risk.parse(min_risk)
+    candidates = [r for r in (LOW, MID, HIGH) if threshold.rank <= r.rank < new.rank]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _followup_context(notice: Notice, now: datetime, previous_risk: str | None) -> dict[str, Any]:
+    t, s, run = notice.target, notice.target.state, notice.run
+    name = bold(t.label, _ALERT_NAME_MAX) or code(t.deployment_id, _ALERT_NAME_MAX)
+    plain = one_line(t.label, _ALERT_NAME_MAX)
+    risk = Risk.parse(notice.decision_risk)
+    level = one_line(risk.label, 60)
+    health_score = run.diagnosis.health_score if run is not None else s.last_health_score
+    reason = notice.reason
+    detail = None
+    if reason is Reason.FURTHER_RISE:
+        before = Risk.parse(previous_risk) if previous_risk else _previous_level(risk, t.min_risk)
+        if before is not None:
+            rise_md = f"{one_line(before.label, 60)} → {bold(risk.label, 60)}"
+            rise = f"{one_line(before.label, 60)} → {level}"
+        else:
+            rise_md, rise = f"now {bold(risk.label, 60)}", f"now {level}"
+        sentence = f"{risk.emoji} Risk rose further on {name}: {rise_md}"
+        text = f"Risk rose further on {plain}: {rise}"
+        found = _all_symptoms(run) if run is not None else []
+        if found:
+            detail = _alert_symptom(found[0])
+        elif t.top_symptom:
+            detail = f"*Top symptom:* {one_line(t.top_symptom, _NAME_MAX)}"
+    elif reason is Reason.BACK_TO_NORMAL:
+        health = _health_plain(health_score)
+        again = f"{bold(risk.label, 60)} again ({health})"
+        sentence = f":white_check_mark: Back to normal: risk on {name} is {again}."
+        text = f"Back to normal: risk on {plain} is {level} again ({health})"
+    elif reason is Reason.CANNOT_CHECK:
+        error = one_line(notice.error or "", 400).rstrip(". ") or "the Flink API did not answer"
+        tail = "I'll keep trying and tell you when it works again."
+        sentence = f":warning: Can't check {name}: {error} — {tail}"
+        text = f"Can't check {plain}: {error} — {tail}"
+    elif reason is Reason.CHECKING_AGAIN:
+        sentence = f":white_check_mark: Checking {name} again: the Flink API answers again."
+        text = f"Checking {plain} again: the Flink API answers again."
+    elif reason is Reason.NO_RUNNING_JOB:
+        sentence = f":black_circle: {name} has no running job any more; its risk is unknown until a job runs."
+        text = f"{plain} has no running job any more; its risk is unknown until a job runs."
+    else:
+        # FIRST_ALERT and the rest normally go to the anchor; as a note they still say what is true.
+        sentence = f"{risk.emoji} {bold(_risk_phrase(risk), 60)} on {name} ({_health_plain(health_score)})."
+        text = f"{one_line(_risk_phrase(risk), 60)} on {plain} ({_health_plain(health_score)})"
+    when = (run.service_time or run.diagnosed_at) if run is not None else (s.last_checked_at or now)
+    bits = [f"namespace {code(t.namespace)}", f"workspace {code(t.workspace)}"]
+    job = run.target.job_id if run is not None else t.job_id
+    if job and reason is not Reason.NO_RUNNING_JOB:
+        bits.append(f"job {code(job)}")
+    if reason is Reason.CANNOT_CHECK:
+        bits.append(_plural(s.failure_streak, "failed check") + " in a row")
+        if s.last_success_at is not None:
+            bits.append(f"last good check {slack_date(s.last_success_at)}")
+    bits.append(slack_date(when))
+    return {"text": text, "sentence": sentence, "detail": detail, "where": " · ".join(bits)}
+
+
+def _items_that_fit(head: list[str], items: list[str], budget: int) -> int:
+    """How many `items` fit after `head` in `budget` characters, leaving room for a "…and N more"
+    line when not all of them do."""
+    used = sum(bk.slack_len(x) + 1 for x in head)
+    widths = [bk.slack_len(x) + 1 for x in items]
+    if used + sum(widths) <= budget:
+        return len(items)
+    for i, w in enumerate(widths):
+        if used + w + _MORE_MAX + 1 > budget:
+            return i
+        used += w
+    return len(items)
+
+
+def _pack(lines: list[str]) -> list[str]:
+    """Lines joined into section texts of at most _SECTION_TEXT characters each."""
+    sections: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        w = bk.slack_len(line) + 1
+        if current and size + w > _SECTION_TEXT:
+            sections.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += w
+    if current:
+        sections.append("\n".join(current))
+    return sections
+
+
+def _counted(keys: Sequence[str]) -> str:
+    """`3 high, 5 mid, 2 no running job`: known levels first, the rest in order of appearance."""
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    order = [k for k in _LEVEL_ORDER if k in counts] + [k for k in counts if k not in _LEVEL_ORDER]
+    return ", ".join(f"{counts[k]} {k}" for k in order)
+
+
+def _target_kind(s: TargetState) -> str:
+    if s.last_checked_at is None:
+        return "not_checked"
+    if s.failure_streak >= 1:
+        return "cannot_check"
+    if s.last_kind == "no_job":
+        return "no_job"
+    return "ok"
+
+
+def _target_key(t: WatchTarget) -> str:
+    kind = _target_kind(t.state)
+    if kind == "ok":
+        return one_line(Risk.parse(t.state.last_observed_risk).label.lower(), 40)
+    return _STATUS_SHOWN[kind][1]
+
+
+_KIND_ORDER = {"ok": 0, "cannot_check": 1, "no_job": 2, "not_checked": 3}
+
+
+def _target_sort_key(t: WatchTarget) -> tuple[bool, int, int, int, str]:
+    # Worst first, like the report: highest level, then lowest health; muted ones last.
+    s = t.state
+    kind = _target_kind(s)
+    rank = Risk.parse(s.last_observed_risk).rank if kind == "ok" else 0
+    health = s.last_health_score if s.last_health_score is not None else 101
+    return (t.muted, -rank, _KIND_ORDER[kind], health, t.label)
+
+
+def _target_line(t: WatchTarget, now: datetime) -> str:
+    s = t.state
+    kind = _target_kind(s)
+    name = bold(t.label, _LINE_NAME_MAX) or code(t.deployment_id, _LINE_NAME_MAX)
+    parts: list[str] = []
+    if kind == "ok":
+        risk = Risk.parse(s.last_observed_risk)
+        emoji = risk.emoji
+        parts += [one_line(risk.label, 40), _health_plain(s.last_health_score)]
+    else:
+        emoji, shown = _STATUS_SHOWN[kind]
+        if kind == "cannot_check":
+            shown = f"cannot check ({_plural(s.failure_streak, 'failure')})"
+        parts.append(shown)
+        if kind == "cannot_check" and s.last_observed_risk is not None:
+            parts.append(f"last seen {one_line(Risk.parse(s.last_observed_risk).label, 40)}")
+    if s.last_checked_at is not None:
+        parts.append(f"checked {slack_date(s.last_checked_at)}")
+    until = _snoozed_until(s, now)
+    if until is not None:
+        parts.append(f":zzz: snoozed until {slack_date(until)}")
+    if t.muted:
+        parts.append(":no_bell: muted")
+    return cut(f"{emoji} {name} — " + " · ".join(parts), _LINE_MAX)
+
+
+def _paused_line(reason: str) -> str:
+    fix = "run `/flinkdiag watches` to resume"
+    if reason == "not_in_channel":
+        fix = "invite me (`/invite @flinkdiag`) and " + fix
+    elif reason == "is_archived":
+        fix = "unarchive the channel and " + fix
+    return f":double_vertical_bar: paused: {code(reason, 60)} — {fix}"
+
+
+def _watch_title(w: Watch, count: int) -> str:
+    how = f"{escape_mrkdwn(threshold_text(w.min_risk))} · {interval_text(w.interval_seconds)}"
+    if w.kind == "namespace":
+        what = f"*Namespace* {code(w.namespace, _LINE_NAME_MAX)} · workspace {code(w.workspace, 60)}"
+        return f":eyes: {what} · {_plural(count, 'deployment')} · {how}"
+    label = w.deployment_name or w.deployment_id or "?"
+    what = f"*Deployment* {bold(label, _LINE_NAME_MAX)} · namespace {code(w.namespace, 60)}"
+    return f":eyes: {what} · {how}"
+
+
+def _watches_context(
+    watches: Sequence[Watch], targets: Mapping[int, Sequence[WatchTarget]], now: datetime
+) -> dict[str, Any]:
+    base: dict[str, Any] = {"header": ":eyes: Watches in this channel", "summary": None, "sections": []}
+    base |= {"more": None, "empty": None, "hint": None}
+    if not watches:
+        empty = "This channel watches nothing yet. Try `/flinkdiag watch deployment <name>`."
+        return base | {"text": escape_mrkdwn(empty), "empty": escape_mrkdwn(empty)}
+    every = [t for w in watches for t in targets.get(w.id, [])]
+    counted = _counted([_target_key(t) for t in sorted(every, key=_target_sort_key)])
+    paused = sum(1 for w in watches if w.paused_reason)
+    summary = f"*{_plural(len(watches), 'watch', 'watches')}* · {_plural(len(every), 'deployment')}"
+    if counted:
+        summary += f": {counted}"
+    if paused:
+        summary += f" · :double_vertical_bar: {paused} paused"
+    sections: list[dict[str, Any]] = []
+    used = 0
+    # header, summary, the "more watches" line and the hint take the other blocks.
+    max_sections = bk.MAX_BLOCKS - 4
+    shown = 0
+    for i, w in enumerate(watches):
+        left = min(_LIST_TEXT_BUDGET - used, (max_sections - len(sections)) * _SECTION_FILL)
+        if left < _MIN_WATCH_TEXT:
+            break
+        share = min(left, max(_MIN_WATCH_TEXT, _LIST_TEXT_BUDGET // len(watches)))
+        ts = sorted(targets.get(w.id, []), key=_target_sort_key)
+        head = [_watch_title(w, len(ts))]
+        if w.paused_reason:
+            head.append(_paused_line(w.paused_reason))
+        if not ts and w.kind == "namespace":
+            head.append("_no deployments found yet_")
+        elif not ts:
+            head.append("_not checked yet_")
+
+        items = [_target_line(t, now) for t in ts]
+        fit = _items_that_fit(head, items, share)
+        lines = head + items[:fit]
+        if fit < len(ts):
+            rest = _counted([_target_key(t) for t in ts[fit:]])
+            lines.append(cut(f"…and {_plural(len(ts) - fit, 'more deployment')}: {rest}", _MORE_MAX))
+        for j, text in enumerate(_pack(lines)):
+            sections.append({"block_id": f"watch.{i}" if j == 0 else f"watch.{i}.{j}", "text": text})
+            used += bk.slack_len(text)
+        shown += 1
+    left_out = watches[shown:]
+    more_watches = None
+    if left_out:
+        n = sum(len(targets.get(w.id, [])) for w in left_out)
+        more_watches = f"…and {_plural(len(left_out), 'more watch', 'more watches')}"
+        more_watches += f" ({_plural(n, 'deployment')})"
+    text = f"This channel has {_plural(len(watches), 'watch', 'watches')}"
+    text += f", {_plural(len(every), 'deployment')}"
+    if counted:
+        text += f" ({counted})"
+    if paused:
+        text += f", {paused} paused"
+    return base | {
+        "text": text,
+        "summary": summary,
+        "sections": sections,
+        "more": more_watches,
+        "hint": "Stop one with `/flinkdiag unwatch deployment NAME` or `/flinkdiag unwatch namespace NS`.",
+    }
+
+
+def _row_line(r: ReportRow) -> str:
+    name = bold(r.label, _LINE_NAME_MAX) or code(r.deployment_id, _LINE_NAME_MAX)
+    parts = [code(r.namespace, 60)]
+    if r.status == "ok":
+        risk = Risk.parse(r.risk)
+        emoji = risk.emoji
+        health = _health_plain(r.health_score)
+        delta = r.health_delta
+        if delta:
+            health += f" ({delta:+d})"
+        parts += [one_line(risk.label, 40), health]
+    else:
+        emoji, shown = _STATUS_SHOWN.get(r.status, (":grey_question:", one_line(r.status, 40)))
+        parts.append(shown)
+    if r.new_since_last:
+        parts.append(":new: new")
+    elif r.change in ("up", "down"):
+        arrow = "↑" if r.change == "up" else "↓"
+        parts.append(f"{arrow} from {one_line(Risk.parse(r.previous_risk).label, 40)}")
+    if r.top_symptom:
+        parts.append(one_line(r.top_symptom, _LINE_SYMPTOM_MAX))
+    return cut(f"{emoji} {name} · " + " · ".join(parts), _LINE_MAX)
+
+
+def _report_changes(report: FleetReport) -> str | None:
+    ups = sum(1 for r in report.rows if r.change == "up")
+    downs = sum(1 for r in report.rows if r.change == "down")
+    new = sum(1 for r in report.rows if r.new_since_last)
+    same = sum(1 for r in report.rows if r.change == "same")
+    if not (ups or downs or new or same):
+        return None
+    bits = [(ups, ":arrow_up: {} up"), (downs, ":arrow_down: {} down"), (new, ":new: {} new")]
+    shown = [fmt.format(k) for k, fmt in bits if k] + ([f"{same} unchanged"] if same else [])
+    return "Since the last report: " + " · ".join(shown)
+
+
+def _report_context(report: FleetReport, title: str) -> dict[str, Any]:
+    name = one_line(title, 100) or "Fleet report"
+    base: dict[str, Any] = {"header": f":bar_chart: {name}", "sections": [], "more": None, "changes": None}
+    if not report.rows:
+        empty = "No watched deployments in this channel."
+        return base | {"text": f"{name}: {empty}", "summary": None, "empty": empty}
+    summary_line = escape_mrkdwn(report.summary())
+    n = len(report.rows)
+    rows = report.rows
+
+    budget = min(_LIST_TEXT_BUDGET, (bk.MAX_BLOCKS - 6) * _SECTION_FILL)
+    lines = [_row_line(r) for r in rows]
+    fit = _items_that_fit([], lines, budget)
+    sections = [{"block_id": f"rows.{i}", "text": t} for i, t in enumerate(_pack(lines[:fit]))]
+    more = None
+    if fit < n:
+        rest = FleetReport(channel_id=report.channel_id, generated_at=report.generated_at, rows=rows[fit:])
+        counts = rest.counts()
+        lead = f"…and {_plural(n - fit, 'more deployment')}"
+        if len(counts) == 1:
+            more = f"{lead} (all {escape_mrkdwn(next(iter(counts)))})"
+        else:
+            more = f"{lead}: {escape_mrkdwn(rest.summary())}"
+    worst = rows[0]
+    text = f"{name}: {summary_line} ({_plural(n, 'deployment')})"
+    if worst.status == "ok" and Risk.parse(worst.risk) > LOW:
+        level = one_line(Risk.parse(worst.risk).label, 40)
+        text += f"; worst: {one_line(worst.label, _LINE_NAME_MAX)} ({level})"
+    return base | {
+        "text": text,
+        "summary": f"*{summary_line}* · {_plural(n, 'deployment')} · {slack_date(report.generated_at)}",
+        "empty": None,
+        "sections": sections,
+        "more": cut(more, _MORE_MAX) if more else None,
+        "changes": _report_changes(report),
+    }
+
+
 # --- the renderer ---------------------------------------------------------------------------
 
 
@@ -532,6 +1087,32 @@ class Renderer:
         t = escape_mrkdwn(text).strip() or "—"
         return self.render("text", {"text": t, "body": t})
 
+    def render_alert(self, notice: Notice, *, now: datetime) -> Message:
+        """The anchor of an alert episode: the confirmed level, where the job lives, what to do,
+        buttons (Re-run, Snooze 1h / 24h, Unwatch). Re-rendered to edit the anchor; shows
+        "Back to normal" once the episode closed."""
+        return self.render("alert", _alert_context(notice, now))
+
+    def render_alert_followup(
+        self, notice: Notice, *, now: datetime, previous_risk: str | None = None
+    ) -> Message:
+        """A reply in an alert's thread (or a note): a further rise, back to normal, can't check,
+        checking again, no running job. `previous_risk` names the level before a further rise;
+        without it the level is inferred from the watch's threshold where only one fits."""
+        return self.render("alert_followup", _followup_context(notice, now, previous_risk))
+
+    def render_watches(
+        self, watches: Sequence[Watch], targets: Mapping[int, Sequence[WatchTarget]], *, now: datetime
+    ) -> Message:
+        """This channel's watches, each with its deployments worst first (`targets` by watch id);
+        long lists end with "…and N more deployments: 2 mid, 480 low"."""
+        return self.render("watches", _watches_context(watches, targets, now))
+
+    def render_report(self, report: FleetReport, *, title: str = "Fleet report") -> Message:
+        """A fleet report: the summary line, then rows worst first, packed several to a section;
+        what does not fit is counted by level in a last "…and N more deployments" line."""
+        return self.render("report", _report_context(report, title))
+
 
 @lru_cache(maxsize=1)
 def _default() -> Renderer:
@@ -580,6 +1161,28 @@ def render_job_choice(what: str, candidates: Sequence[Target], *, share: bool = 
 def render_text(text: str) -> Message:
     """`Renderer().render_text` with the packaged templates."""
     return _default().render_text(text)
+
+
+def render_alert(notice: Notice, *, now: datetime) -> Message:
+    """`Renderer().render_alert` with the packaged templates."""
+    return _default().render_alert(notice, now=now)
+
+
+def render_alert_followup(notice: Notice, *, now: datetime, previous_risk: str | None = None) -> Message:
+    """`Renderer().render_alert_followup` with the packaged templates."""
+    return _default().render_alert_followup(notice, now=now, previous_risk=previous_risk)
+
+
+def render_watches(
+    watches: Sequence[Watch], targets: Mapping[int, Sequence[WatchTarget]], *, now: datetime
+) -> Message:
+    """`Renderer().render_watches` with the packaged templates."""
+    return _default().render_watches(watches, targets, now=now)
+
+
+def render_report(report: FleetReport, *, title: str = "Fleet report") -> Message:
+    """`Renderer().render_report` with the packaged templates."""
+    return _default().render_report(report, title=title)
 
 
 # --- Block Kit as text (for the local console) ---------------------------------------------
