@@ -1,0 +1,80 @@
+"""ORM rows. They never leave `bot.store`: repositories turn them into pydantic models.
+
+Changing a model here changes nothing in a database by itself: every change needs a migration
+in `bot/store/migrations/versions/` (see `bot.store.db`). `tests/test_store_schema.py` fails when
+the models and the migrated schema disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, MetaData, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.store.types import UTCDateTime
+
+# Named constraints: Alembic's SQLite batch mode (table copy-and-move) can only drop or alter a
+# constraint it can name, and stable names keep PostgreSQL and SQLite migrations identical.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (indexable, compact); JSON (text) elsewhere.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class ChannelDefaultsRow(Base):
+    """Per-channel defaults so users need not repeat --workspace/--namespace."""
+
+    __tablename__ = "channel_defaults"
+
+    team_id: Mapped[str] = mapped_column(String, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String, primary_key=True)
+    namespace: Mapped[str | None]
+    workspace: Mapped[str | None]
+    updated_by: Mapped[str | None]
+    updated_at: Mapped[datetime | None]
+
+
+class DiagnosisRunRow(Base):
+    """What is kept of one diagnosis: enough to compare the next run of the same job against."""
+
+    __tablename__ = "diagnosis_runs"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    team_id: Mapped[str]
+    channel_id: Mapped[str]
+    user_id: Mapped[str]
+    workspace: Mapped[str]
+    namespace: Mapped[str]
+    deployment_id: Mapped[str]
+    deployment_name: Mapped[str | None]
+    job_id: Mapped[str]
+    region: Mapped[str | None]
+    risk: Mapped[str | None]
+    health_score: Mapped[int | None]
+    symptoms: Mapped[list[Any]]  # [{"category": ..., "name": ...}, ...]
+    diagnosed_at: Mapped[datetime]
+    # Deliberately not a foreign key: pruning old runs must not cascade, and on SQLite a
+    # self-reference makes every future batch (copy-and-move) migration of this table fragile.
+    previous_run_id: Mapped[str | None]
+
+    __table_args__ = (
+        # latest_for(): equality on the job's coordinates, newest first.
+        # Named explicitly: the conventional name is over PostgreSQL's 63-character limit.
+        Index(
+            "ix_diagnosis_runs_job_time", "workspace", "namespace", "deployment_id", "job_id", "diagnosed_at"
+        ),
+    )

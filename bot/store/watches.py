@@ -1,0 +1,486 @@
+"""Watches, their per-deployment targets (policy state, alert anchor, snooze) and report schedules.
+
+Scheduling columns are epoch seconds (float) so "due" arithmetic (`now + interval`) is plain SQL
+on both engines. Work is handed out by atomic claims, so replicas sharing one database never
+take the same check or report:
+
+* a target is claimed by one UPDATE … WHERE due AND not leased … RETURNING; PostgreSQL re-checks
+  the WHERE on rows another transaction just changed, SQLite serialises writers (BEGIN
+  IMMEDIATE), so a second replica finds nothing due. The lease covers a check that outlives its
+  interval; `record_check` only lands for the lease holder.
+* a report is claimed by compare-and-set on its `next_due_at`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.models import ReportScheduleRow, WatchRow, WatchTargetRow
+from bot.store.types import Clock, utc_now
+from bot.watch.engine import Watch, WatchTarget
+from bot.watch.policy import TargetState
+from bot.watch.schedules import ReportSchedule
+
+_w = WatchRow.__table__
+_t = WatchTargetRow.__table__
+_r = ReportScheduleRow.__table__
+
+# A check that takes longer than this is assumed dead and its target may be claimed again.
+DEFAULT_LEASE_SECONDS = 120.0
+
+
+class DuplicateWatch(ValueError):
+    def __init__(self, existing: Watch) -> None:
+        super().__init__(f"already watching {existing.label}")
+        self.existing = existing
+
+
+def target_key(kind: str, namespace: str, deployment_id: str | None) -> str:
+    return f"namespace:{namespace}" if kind == "namespace" else f"deployment:{namespace}/{deployment_id}"
+
+
+def _watch(m: Any) -> Watch:
+    return Watch(
+        id=m["id"],
+        team_id=m["team_id"],
+        channel_id=m["channel_id"],
+        kind=m["kind"],
+        workspace=m["workspace"],
+        namespace=m["namespace"],
+        deployment_id=m["deployment_id"],
+        deployment_name=m["deployment_name"],
+        min_risk=m["min_risk"],
+        interval_seconds=m["interval_seconds"],
+        created_by=m["created_by"],
+        created_at=m["created_at"],
+        paused_reason=m["paused_reason"],
+    )
+
+
+def _state(m: Any) -> TargetState:
+    raw = dict(m["state"] or {})
+    raw["snoozed_until"] = m["snoozed_until"]
+    return TargetState.model_validate(raw)
+
+
+class WatchStore:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock = utc_now,
+        owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self.owner = owner or secrets.token_hex(6)  # this replica
+        self.lease_seconds = lease_seconds
+
+    def _insert(self, session: AsyncSession, table: Any) -> Any:
+        dialect = session.bind.dialect.name  # type: ignore[union-attr]
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+    # ------------------------------------------------------------------ watches (commands)
+    async def add_watch(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        kind: str,
+        workspace: str,
+        namespace: str,
+        deployment_id: str | None,
+        deployment_name: str | None,
+        min_risk: str,
+        interval_seconds: int,
+        created_by: str,
+        now: float,
+    ) -> Watch:
+        """Add a watch; its first check (or namespace listing) is due at once. DuplicateWatch if it exists."""
+        key = target_key(kind, namespace, deployment_id)
+        async with self._sessions.begin() as session:
+            existing = (
+                await session.execute(
+                    select(*_w.c).where(
+                        _w.c.team_id == team_id,
+                        _w.c.channel_id == channel_id,
+                        _w.c.workspace == workspace,
+                        _w.c.target_key == key,
+                    )
+                )
+            ).one_or_none()
+            if existing is not None:
+                raise DuplicateWatch(_watch(existing._mapping))
+            row = (
+                await session.execute(
+                    insert(_w)
+                    .values(
+                        team_id=team_id,
+                        channel_id=channel_id,
+                        kind=kind,
+                        target_key=key,
+                        workspace=workspace,
+                        namespace=namespace,
+                        deployment_id=deployment_id,
+                        deployment_name=deployment_name,
+                        min_risk=min_risk,
+                        interval_seconds=interval_seconds,
+                        created_by=created_by,
+                        created_at=self._clock(),
+                        next_expand_at=now if kind == "namespace" else None,
+                    )
+                    .returning(*_w.c)
+                )
+            ).one()
+            watch = _watch(row._mapping)
+            if kind == "deployment":
+                await session.execute(
+                    insert(_t).values(
+                        watch_id=watch.id,
+                        deployment_id=deployment_id,
+                        deployment_name=deployment_name,
+                        interval_seconds=interval_seconds,
+                        state={},
+                        next_check_at=now,
+                    )
+                )
+        return watch
+
+    async def list_watches(self, team_id: str, channel_id: str) -> list[Watch]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(*_w.c).where(_w.c.team_id == team_id, _w.c.channel_id == channel_id).order_by(_w.c.id)
+            )
+            return [_watch(r._mapping) for r in rows]
+
+    async def find_watches(self, team_id: str, channel_id: str, kind: str, ref: str) -> list[Watch]:
+        """This channel's watches of `kind` whose deployment name/id (or namespace) is `ref`."""
+        cond = (
+            _w.c.namespace == ref
+            if kind == "namespace"
+            else or_(_w.c.deployment_id == ref, _w.c.deployment_name == ref)
+        )
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(*_w.c).where(
+                    _w.c.team_id == team_id, _w.c.channel_id == channel_id, _w.c.kind == kind, cond
+                )
+            )
+            return [_watch(r._mapping) for r in rows]
+
+    async def remove_watch(self, watch_id: int) -> bool:
+        async with self._sessions.begin() as session:
+            await session.execute(delete(_t).where(_t.c.watch_id == watch_id))
+            res = await session.execute(delete(_w).where(_w.c.id == watch_id))
+            return bool(res.rowcount)
+
+    async def targets_of(self, watch_ids: list[int]) -> dict[int, list[WatchTarget]]:
+        out: dict[int, list[WatchTarget]] = {w: [] for w in watch_ids}
+        if not watch_ids:
+            return out
+        async with self._sessions() as session:
+            rows = await session.execute(
+                self._target_select().where(_t.c.watch_id.in_(watch_ids)).order_by(_t.c.id)
+            )
+            for r in rows:
+                t = self._target(r._mapping)
+                out[t.watch_id].append(t)
+        return out
+
+    async def target(self, target_id: int) -> WatchTarget | None:
+        async with self._sessions() as session:
+            row = (await session.execute(self._target_select().where(_t.c.id == target_id))).one_or_none()
+        return self._target(row._mapping) if row else None
+
+    async def snooze(self, target_id: int, until: datetime | None) -> WatchTarget | None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(_t).where(_t.c.id == target_id).values(snoozed_until=until))
+        return await self.target(target_id)
+
+    async def mute(self, target_id: int) -> WatchTarget | None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(_t).where(_t.c.id == target_id).values(muted=True))
+        return await self.target(target_id)
+
+    async def pause_channel(self, team_id: str, channel_id: str, reason: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(_w)
+                .where(_w.c.team_id == team_id, _w.c.channel_id == channel_id)
+                .values(paused_reason=reason)
+            )
+            await session.execute(
+                update(_r)
+                .where(_r.c.team_id == team_id, _r.c.channel_id == channel_id)
+                .values(paused_reason=reason)
+            )
+
+    async def resume_channel(self, team_id: str, channel_id: str) -> int:
+        """Clear a pause (someone used the bot in the channel, so it can post there again)."""
+        async with self._sessions.begin() as session:
+            res = await session.execute(
+                update(_w)
+                .where(
+                    _w.c.team_id == team_id, _w.c.channel_id == channel_id, _w.c.paused_reason.is_not(None)
+                )
+                .values(paused_reason=None)
+            )
+            await session.execute(
+                update(_r)
+                .where(
+                    _r.c.team_id == team_id, _r.c.channel_id == channel_id, _r.c.paused_reason.is_not(None)
+                )
+                .values(paused_reason=None)
+            )
+            return int(res.rowcount or 0)
+
+    # ------------------------------------------------------------------ the sweep
+    def _target_select(self) -> Any:
+        return select(
+            *_t.c,
+            _w.c.team_id,
+            _w.c.channel_id,
+            _w.c.workspace,
+            _w.c.namespace,
+            _w.c.min_risk,
+        ).join(_w, _w.c.id == _t.c.watch_id)
+
+    @staticmethod
+    def _target(m: Any) -> WatchTarget:
+        return WatchTarget(
+            id=m["id"],
+            watch_id=m["watch_id"],
+            team_id=m["team_id"],
+            channel_id=m["channel_id"],
+            workspace=m["workspace"],
+            namespace=m["namespace"],
+            deployment_id=m["deployment_id"],
+            deployment_name=m["deployment_name"],
+            min_risk=m["min_risk"],
+            interval_seconds=m["interval_seconds"],
+            state=_state(m),
+            anchor_ts=m["anchor_ts"],
+            job_id=m["job_id"],
+            top_symptom=m["top_symptom"],
+            muted=bool(m["muted"]),
+            next_check_at=m["next_check_at"],
+        )
+
+    async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]:
+        """Take every due, unleased target of an unpaused watch (up to `limit`) for this replica."""
+        active = select(_w.c.id).where(_w.c.paused_reason.is_(None))
+        due = (
+            select(_t.c.id)
+            .where(
+                _t.c.next_check_at <= now,
+                _t.c.muted.is_(False),
+                or_(_t.c.lease_until.is_(None), _t.c.lease_until < now),
+                _t.c.watch_id.in_(active),
+            )
+            .order_by(_t.c.next_check_at)
+            .limit(limit)
+        )
+        async with self._sessions.begin() as session:
+            claimed = (
+                (
+                    await session.execute(
+                        update(_t)
+                        .where(
+                            _t.c.id.in_(due.scalar_subquery()),
+                            # repeated so PostgreSQL's re-check after a concurrent update excludes it
+                            _t.c.next_check_at <= now,
+                            or_(_t.c.lease_until.is_(None), _t.c.lease_until < now),
+                        )
+                        .values(
+                            next_check_at=now + _t.c.interval_seconds,
+                            lease_owner=self.owner,
+                            lease_until=now + self.lease_seconds,
+                        )
+                        .returning(_t.c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not claimed:
+                return []
+            rows = await session.execute(self._target_select().where(_t.c.id.in_(claimed)))
+            return [self._target(r._mapping) for r in rows]
+
+    async def record_check(
+        self,
+        target_id: int,
+        *,
+        state: TargetState,
+        anchor_ts: str | None,
+        job_id: str | None,
+        top_symptom: str | None,
+    ) -> bool:
+        """Persist a check's outcome; False when this replica no longer holds the lease."""
+        # The snooze column is owned by the Snooze buttons: a check never writes it, so a snooze
+        # pressed during a check is not overwritten; an expired one is cleared here.
+        values: dict[str, Any] = {
+            "state": state.model_dump(mode="json", exclude={"snoozed_until"}),
+            "anchor_ts": anchor_ts,
+            "job_id": job_id,
+            "top_symptom": top_symptom,
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        async with self._sessions.begin() as session:
+            res = await session.execute(
+                update(_t).where(_t.c.id == target_id, _t.c.lease_owner == self.owner).values(**values)
+            )
+            await session.execute(
+                update(_t)
+                .where(
+                    _t.c.id == target_id, _t.c.snoozed_until.is_not(None), _t.c.snoozed_until <= self._clock()
+                )
+                .values(snoozed_until=None)
+            )
+            return bool(res.rowcount)
+
+    async def claim_due_namespace_watches(self, now: float) -> list[Watch]:
+        async with self._sessions.begin() as session:
+            rows = await session.execute(
+                update(_w)
+                .where(_w.c.kind == "namespace", _w.c.paused_reason.is_(None), _w.c.next_expand_at <= now)
+                .values(next_expand_at=now + _w.c.interval_seconds)
+                .returning(*_w.c)
+            )
+            return [_watch(r._mapping) for r in rows]
+
+    async def sync_namespace_targets(
+        self, watch: Watch, deployments: list[tuple[str, str | None]], now: float
+    ) -> None:
+        """Make the namespace watch's targets match the namespace's deployments (new ones due now)."""
+        ids = {d for d, _ in deployments}
+        async with self._sessions.begin() as session:
+            if deployments:
+                stmt = self._insert(session, _t).values(
+                    [
+                        {
+                            "watch_id": watch.id,
+                            "deployment_id": dep_id,
+                            "deployment_name": name,
+                            "interval_seconds": watch.interval_seconds,
+                            "state": {},
+                            "next_check_at": now,
+                        }
+                        for dep_id, name in deployments
+                    ]
+                )
+                await session.execute(
+                    stmt.on_conflict_do_nothing(index_elements=["watch_id", "deployment_id"])
+                )
+            gone = delete(_t).where(_t.c.watch_id == watch.id)
+            if ids:
+                gone = gone.where(_t.c.deployment_id.not_in(ids))
+            await session.execute(gone)
+
+    async def channel_targets(self, team_id: str, channel_id: str) -> list[WatchTarget]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                self._target_select()
+                .where(_w.c.team_id == team_id, _w.c.channel_id == channel_id)
+                .order_by(_t.c.id)
+            )
+            return [self._target(r._mapping) for r in rows]
+
+    # ------------------------------------------------------------------ reports
+    @staticmethod
+    def _schedule(m: Any) -> ReportSchedule:
+        return ReportSchedule(
+            team_id=m["team_id"],
+            channel_id=m["channel_id"],
+            mode=m["mode"],
+            hour=m["hour"],
+            minute=m["minute"],
+            tz=m["tz"],
+            next_due_at=m["next_due_at"],
+            last_snapshot=m["last_snapshot"],
+            last_sent_at=m["last_sent_at"],
+            paused_reason=m["paused_reason"],
+        )
+
+    async def set_report(
+        self,
+        team_id: str,
+        channel_id: str,
+        *,
+        mode: str,
+        hour: int | None,
+        minute: int | None,
+        tz: str | None,
+        next_due_at: float | None,
+        updated_by: str,
+    ) -> ReportSchedule:
+        values = {
+            "mode": mode,
+            "hour": hour,
+            "minute": minute,
+            "tz": tz,
+            "next_due_at": next_due_at,
+            "updated_by": updated_by,
+            "updated_at": self._clock(),
+            "paused_reason": None,
+        }
+        async with self._sessions.begin() as session:
+            stmt = self._insert(session, _r).values(team_id=team_id, channel_id=channel_id, **values)
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["team_id", "channel_id"], set_=values)
+            )
+        got = await self.get_report(team_id, channel_id)
+        assert got is not None
+        return got
+
+    async def get_report(self, team_id: str, channel_id: str) -> ReportSchedule | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(*_r.c).where(_r.c.team_id == team_id, _r.c.channel_id == channel_id)
+                )
+            ).one_or_none()
+        return self._schedule(row._mapping) if row else None
+
+    async def due_reports(self, now: float) -> list[ReportSchedule]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(*_r.c).where(
+                    _r.c.next_due_at.is_not(None), _r.c.next_due_at <= now, _r.c.paused_reason.is_(None)
+                )
+            )
+            return [self._schedule(r._mapping) for r in rows]
+
+    async def claim_report(self, schedule: ReportSchedule, next_due_at: float | None) -> bool:
+        """Compare-and-set the schedule's due time: True for exactly one replica."""
+        async with self._sessions.begin() as session:
+            res = await session.execute(
+                update(_r)
+                .where(
+                    _r.c.team_id == schedule.team_id,
+                    _r.c.channel_id == schedule.channel_id,
+                    _r.c.next_due_at == schedule.next_due_at,
+                )
+                .values(next_due_at=next_due_at)
+            )
+            return bool(res.rowcount)
+
+    async def record_report(
+        self, team_id: str, channel_id: str, snapshot: dict[str, Any], sent_at: datetime
+    ) -> None:
+        values = {"last_snapshot": snapshot, "last_sent_at": sent_at}
+        async with self._sessions.begin() as session:
+            stmt = self._insert(session, _r).values(
+                team_id=team_id, channel_id=channel_id, mode="off", updated_at=sent_at, **values
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["team_id", "channel_id"], set_=values)
+            )
