@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -17,7 +19,12 @@ from bot.config import Settings, secret
 from bot.diagnosis.resolve import FlinkApi
 from bot.diagnosis.service import DiagnosisService
 from bot.slack.listeners import SlackDeps, register
+from bot.slack.notifier import SlackNotifier
 from bot.slack.render import Renderer
+from bot.slack.watch_listeners import WatchCommands
+from bot.watch.engine import Sweeper
+from bot.watch.scheduler import WatchScheduler
+from bot.watch.service import WatchService
 
 log = logging.getLogger("flinkdiag.app")
 
@@ -38,7 +45,9 @@ def check_slack_settings(settings: Settings) -> str:
         problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
     mode = "socket" if app_token else "http"
     if app_token and not app_token.startswith("xapp-"):
-        problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp- (or unset it for HTTP mode)")
+        problems.append(
+            "SLACK_APP_TOKEN must be an app-level token starting with xapp- (or unset it for HTTP mode)"
+        )
     if mode == "http" and not signing:
         problems.append("SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request with it)")
     if settings.base_url is None:
@@ -61,34 +70,28 @@ def slack_client(token: str, base_url: str | None) -> AsyncWebClient:
 
 
 @dataclass
-class Bot:
-    """Everything a running bot holds; `aclose()` releases it."""
+class Wiring:
+    """The assembled bot: Bolt app and the watch machinery around the same store and client."""
 
-    settings: Settings
     app: AsyncApp
     deps: SlackDeps
     web: AsyncWebClient
-    store: Any
-    flink: Any
-    extras: list[Any] = field(default_factory=list)
-
-    async def aclose(self) -> None:
-        for extra in reversed(self.extras):
-            await extra.aclose()
-        await self.store.close()
-        close = getattr(self.flink, "aclose", None)
-        if close is not None:
-            await close()
+    watch: WatchService
+    sweeper: Sweeper
+    notifier: SlackNotifier
+    scheduler: WatchScheduler
 
 
-def build_bolt_app(
+def build(
     settings: Settings,
     *,
     flink: FlinkApi,
     store: Any,
     socket_mode: bool = False,
-    watch_commands: Any = None,
-) -> tuple[AsyncApp, SlackDeps, AsyncWebClient]:
+    now: Callable[[], datetime] | None = None,
+) -> Wiring:
+    """Assemble every part; nothing starts running here (see `Wiring.scheduler.start()`)."""
+    clock = now or (lambda: datetime.now(UTC))
     token = secret(settings.slack_bot_token) or ""
     web = slack_client(token, settings.slack_api_url)
     app = AsyncApp(
@@ -99,12 +102,28 @@ def build_bolt_app(
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
+    renderer = Renderer(settings.template_dir)
+    notifier = SlackNotifier(web, renderer, now=clock)
+    watch = WatchService(
+        store.watches,
+        flink,
+        default_interval=settings.default_watch_interval,
+        min_interval=settings.min_watch_interval,
+        failure_threshold=settings.failure_streak_to_notify,
+        now=clock,
+    )
     deps = SlackDeps(
         settings=settings,
-        diagnoser=DiagnosisService(flink, store.runs),
+        diagnoser=DiagnosisService(flink, store.runs, now=clock),
         defaults=store.channel_defaults,
-        renderer=Renderer(settings.template_dir),
-        watch_commands=watch_commands,
+        renderer=renderer,
+        watch_commands=WatchCommands(watch, notifier, renderer, settings, store.channel_defaults),
     )
     register(app, deps)
-    return app, deps, web
+    sweeper = Sweeper(
+        store.watches, flink, notifier, now=clock, failure_threshold=settings.failure_streak_to_notify
+    )
+    scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
+    return Wiring(
+        app=app, deps=deps, web=web, watch=watch, sweeper=sweeper, notifier=notifier, scheduler=scheduler
+    )

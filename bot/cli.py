@@ -22,7 +22,9 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
+        )
         raise SystemExit(f"flinkdiag: invalid settings: {problems}") from None
 
 
@@ -71,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _diagnose(settings: Settings, args: argparse.Namespace) -> int:
     from bot.commands import UsageError, _check_id
-    from bot.diagnosis.resolve import find_job, pick_scope
     from bot.diagnosis.resolve import diagnose as run_diagnosis
+    from bot.diagnosis.resolve import find_job, pick_scope
     from bot.diagnosis.text import format_run
     from bot.flink.client import FlinkClient
     from bot.flink.credentials import DefaultChainCredentials, StaticCredentials
@@ -118,7 +120,11 @@ async def _diagnose(settings: Settings, args: argparse.Namespace) -> int:
         if sim is not None:
             await sim.stop()
     if args.format == "json":
-        doc = {"target": run.target.model_dump(), "diagnosedAt": run.diagnosed_at.isoformat(), "diagnosis": run.diagnosis.to_wire()}
+        doc = {
+            "target": run.target.model_dump(),
+            "diagnosedAt": run.diagnosed_at.isoformat(),
+            "diagnosis": run.diagnosis.to_wire(),
+        }
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         print(format_run(run))

@@ -286,7 +286,9 @@ def _parse_report(rest: list[str]) -> ReportCommand:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise UsageError(f"`{tz[:40]}` is not a time zone; use e.g. UTC, Europe/Berlin, Asia/Shanghai") from None
+            raise UsageError(
+                f"`{tz[:40]}` is not a time zone; use e.g. UTC, Europe/Berlin, Asia/Shanghai"
+            ) from None
     return ReportCommand(mode=mode, at=time(int(m.group(1)), int(m.group(2))), tz=tz)  # type: ignore[arg-type]
 
 

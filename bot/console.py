@@ -47,7 +47,9 @@ class Console:
         verb = "updated" if kind == "updated" else "says"
         thread = " (in thread)" if message.thread_ts else ""
         self.print(f"\nflinkdiag {verb} ({who}){thread}:")
-        body = message_to_text({"text": message.text, "blocks": message.blocks, "attachments": message.attachments})
+        body = message_to_text(
+            {"text": message.text, "blocks": message.blocks, "attachments": message.attachments}
+        )
         self.print(_indent(body))
         for button in buttons_of(message):
             n = self._next
@@ -104,13 +106,17 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.splitlines())
 
 
-async def run_console(settings: Settings | None = None, *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+async def run_console(
+    settings: Settings | None = None, *, stdin: TextIO | None = None, out: TextIO | None = None
+) -> int:
     stdin = stdin or sys.stdin
     out = out or sys.stdout
-    stack = await LocalStack.start(settings)
+    stack = await LocalStack.start(settings, start_scheduler=True)
     console = Console(stack, out)
     if stack.sim is not None:
-        console.print(f"Started the built-in Flink API simulator at {stack.sim.base_url} (no cloud account used).")
+        console.print(
+            f"Started the built-in Flink API simulator at {stack.sim.base_url} (no cloud account used)."
+        )
     console.print(f"Database: {stack.settings.effective_database_url}")
     interactive = stdin.isatty()
     if interactive:

@@ -49,6 +49,7 @@ class LocalStack:
     driver: SlackDriver
     events_url: str
     sim: Simulator | None = None
+    wiring: Any = None
     extras: list[Any] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
@@ -61,9 +62,11 @@ class LocalStack:
         start_sim: bool = True,
         database_url: str | None = None,
         credentials: Any = None,
+        now: Any = None,
+        start_scheduler: bool = False,
     ) -> LocalStack:
         """Start every part on 127.0.0.1 (ports chosen by the OS)."""
-        from bot.app import build_bolt_app  # late: keeps `bot.local` importable for the CLI's help
+        from bot.app import build  # late: keeps `bot.local` importable for the CLI's help
 
         settings = settings or Settings()
         own_sim = False
@@ -86,13 +89,16 @@ class LocalStack:
                 "database_url": database_url or settings.database_url,
             }
         )
-        store = await Store.open(settings.effective_database_url)
+        store = await Store.open(settings.effective_database_url, **({"clock": now} if now else {}))
         if credentials is None:
             from bot.flink.credentials import DefaultChainCredentials
 
             credentials = DefaultChainCredentials()
         flink = FlinkClient(settings, credentials)
-        app, deps, _web = build_bolt_app(settings, flink=flink, store=store)
+        wiring = build(settings, flink=flink, store=store, now=now)
+        app, deps = wiring.app, wiring.deps
+        if start_scheduler:
+            wiring.scheduler.start()
         runner = web.AppRunner(app.web_app(path=EVENTS_PATH), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -109,6 +115,7 @@ class LocalStack:
             driver=SlackDriver(events_url, signing, slack),
             events_url=events_url,
             sim=sim,
+            wiring=wiring,
             _runner=runner,
         )
         stack._own_sim = own_sim  # type: ignore[attr-defined]
@@ -121,6 +128,8 @@ class LocalStack:
         await asyncio.wait_for(self.deps.tracker.idle.wait(), timeout)
 
     async def aclose(self) -> None:
+        if self.wiring is not None:
+            await self.wiring.scheduler.aclose()
         for extra in reversed(self.extras):
             await extra.aclose()
         await self.driver.aclose()

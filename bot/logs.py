@@ -55,7 +55,9 @@ class JsonFormatter(logging.Formatter):
             "rid": request_id.get(),
             "msg": record.getMessage(),
         }
-        doc.update({k: v if isinstance(v, int | float | bool | None) else str(v) for k, v in _fields(record).items()})
+        doc.update(
+            {k: v if isinstance(v, int | float | bool | None) else str(v) for k, v in _fields(record).items()}
+        )
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)

@@ -8,7 +8,7 @@ import signal
 
 from aiohttp import web
 
-from bot.app import ConfigError, build_bolt_app, check_slack_settings
+from bot.app import ConfigError, build, check_slack_settings
 from bot.config import Settings, secret
 
 log = logging.getLogger("flinkdiag.serve")
@@ -29,7 +29,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
 
     store = await Store.open(settings.effective_database_url)
     flink = FlinkClient(settings, DefaultChainCredentials())
-    app, deps, _web = build_bolt_app(settings, flink=flink, store=store, socket_mode=mode == "socket")
+    wiring = build(settings, flink=flink, store=store, socket_mode=mode == "socket")
+    app, deps = wiring.app, wiring.deps
+    wiring.scheduler.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,6 +58,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         await stop.wait()
     finally:
         log.info("stopping")
+        await wiring.scheduler.aclose()
         try:
             await asyncio.wait_for(deps.tracker.idle.wait(), 20)
         except TimeoutError:

@@ -235,7 +235,7 @@ async def test_a_new_migration_step_keeps_existing_rows(engine: AsyncEngine, tmp
             b.add_column(sa.Column("note", sa.String(), nullable=True))
         with op.batch_alter_table("channel_defaults", recreate="always") as b:
             b.add_column(sa.Column("locale", sa.String(), nullable=False, server_default="en"))
-        op.create_table("watches", sa.Column("id", sa.Integer(), primary_key=True))
+        op.create_table("test_extra_table", sa.Column("id", sa.Integer(), primary_key=True))
         """,
     )
 
@@ -243,7 +243,7 @@ async def test_a_new_migration_step_keeps_existing_rows(engine: AsyncEngine, tmp
 
     assert {"note"} <= await _columns(engine, "diagnosis_runs")
     assert {"locale"} <= await _columns(engine, "channel_defaults")
-    assert "watches" in await _tables(engine)
+    assert "test_extra_table" in await _tables(engine)
     await _assert_first_revision_rows_readable(store)
     async with engine.connect() as conn:
         assert (await conn.execute(sa.text("SELECT locale FROM channel_defaults"))).scalar_one() == "en"

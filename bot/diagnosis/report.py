@@ -32,7 +32,10 @@ class Target(BaseModel):
         """
         if not self.region:
             return None
-        q = [quote(p, safe="") for p in (self.region, self.workspace, self.namespace, self.deployment_id, self.job_id)]
+        q = [
+            quote(p, safe="")
+            for p in (self.region, self.workspace, self.namespace, self.deployment_id, self.job_id)
+        ]
         return (
             f"https://realtime-compute.console.aliyun.com/regions/{q[0]}/console/workspace/"
             f"{q[1]}/namespace/{q[2]}/operations/stream/{q[3]}/jobs/{q[4]}"
@@ -63,7 +66,10 @@ class Snapshot(BaseModel):
                 if k not in keys:
                     keys.append(k)
         return cls(
-            risk=diagnosis.risk_level, health_score=diagnosis.health_score, symptoms=keys, diagnosed_at=diagnosed_at
+            risk=diagnosis.risk_level,
+            health_score=diagnosis.health_score,
+            symptoms=keys,
+            diagnosed_at=diagnosed_at,
         )
 
 
@@ -125,7 +131,9 @@ class Change(BaseModel):
 def compare(previous: Snapshot, current: Snapshot) -> Change:
     """Diff two runs: risk up/down, health delta, symptoms that appeared or cleared."""
     before, after = Risk.parse(previous.risk), Risk.parse(current.risk)
-    direction: Literal["up", "down", "same"] = "up" if after > before else "down" if after < before else "same"
+    direction: Literal["up", "down", "same"] = (
+        "up" if after > before else "down" if after < before else "same"
+    )
     prev_keys, cur_keys = set(previous.symptoms), set(current.symptoms)
     return Change(
         previous_at=previous.diagnosed_at,

@@ -28,7 +28,9 @@ class FlinkApi(Protocol):
     async def get_job(self, workspace: str, namespace: str, job_id: str) -> Job: ...
     async def list_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]: ...
     async def get_deployment(self, workspace: str, namespace: str, deployment_id: str) -> Deployment: ...
-    async def get_deployments_by_name(self, workspace: str, namespace: str, name: str) -> list[Deployment]: ...
+    async def get_deployments_by_name(
+        self, workspace: str, namespace: str, name: str
+    ) -> list[Deployment]: ...
     async def list_deployments(
         self, workspace: str, namespace: str, *, name: str | None = None
     ) -> list[Deployment]: ...
@@ -115,28 +117,30 @@ def pick_scope(
     return Scope(workspace=ws, namespaces=nss, region=region)  # type: ignore[arg-type]
 
 
-async def _each_namespace(scope: Scope, call: Callable[[str], Any]) -> list[tuple[str, Any]]:
-    """Run `call(ns)` in every namespace concurrently; not-found answers drop out, others raise."""
-    results = await asyncio.gather(*(call(ns) for ns in scope.namespaces), return_exceptions=True)  # type: ignore[misc]
+async def _each_namespace(
+    scope: Scope, call: Callable[[str], Any]
+) -> tuple[list[tuple[str, Any]], list[FlinkError]]:
+    """Run `call(ns)` in every namespace concurrently: (answers, failures); not-found drops out."""
+    results = await asyncio.gather(*(call(ns) for ns in scope.namespaces), return_exceptions=True)
     found: list[tuple[str, Any]] = []
-    errors: list[BaseException] = []
+    errors: list[FlinkError] = []
     for ns, r in zip(scope.namespaces, results, strict=True):
         if isinstance(r, FlinkNotFound):
             continue
-        if isinstance(r, BaseException):
+        if isinstance(r, FlinkError):
             errors.append(r)
             continue
-        found.append((ns, r))  # type: ignore[arg-type]
-    if errors and not found:
-        raise errors[0]
-    return found
+        if isinstance(r, BaseException):
+            raise r
+        found.append((ns, r))
+    return found, errors
 
 
 async def find_job(api: FlinkApi, scope: Scope, job_id: str) -> Target:
     """Find which namespace holds the job and which deployment it belongs to (GetJob)."""
-    found: list[tuple[str, Job]] = await _each_namespace(
-        scope, lambda ns: api.get_job(scope.workspace, ns, job_id)
-    )
+    found, errors = await _each_namespace(scope, lambda ns: api.get_job(scope.workspace, ns, job_id))
+    if not found and errors:
+        raise errors[0]  # a namespace we could not search may hold it: not "not found"
     if not found:
         raise JobNotFound(
             f"job {job_id} not found",
@@ -174,8 +178,10 @@ async def find_deployment(api: FlinkApi, scope: Scope, ref: str) -> tuple[str, D
                 pass  # a name may look like a UUID too
         return await api.get_deployments_by_name(scope.workspace, ns, ref)
 
-    found: list[tuple[str, list[Deployment]]] = await _each_namespace(scope, lookup)
+    found, errors = await _each_namespace(scope, lookup)
     matches = [(ns, d) for ns, ds in found for d in ds]
+    if not matches and errors:
+        raise errors[0]  # a namespace we could not search may hold it: not "not found"
     if not matches:
         raise DeploymentNotFound(
             f"deployment {ref} not found",
@@ -224,8 +230,12 @@ async def deployment_target(api: FlinkApi, scope: Scope, namespace: str, deploym
     )
 
 
-async def diagnose(api: FlinkApi, target: Target, *, now: Callable[[], datetime] | None = None) -> DiagnosisRun:
+async def diagnose(
+    api: FlinkApi, target: Target, *, now: Callable[[], datetime] | None = None
+) -> DiagnosisRun:
     """Call GetJobDiagnosis for a resolved target."""
-    diagnosis = await api.get_job_diagnosis(target.workspace, target.namespace, target.deployment_id, target.job_id)
+    diagnosis = await api.get_job_diagnosis(
+        target.workspace, target.namespace, target.deployment_id, target.job_id
+    )
     clock = now or (lambda: datetime.now(UTC))
     return DiagnosisRun(target=target, diagnosis=diagnosis, diagnosed_at=clock())

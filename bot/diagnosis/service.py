@@ -109,7 +109,9 @@ class DiagnosisService:
         async with asyncio.timeout(self.deadline):
             if not target.job_id:
                 scope = Scope(workspace=target.workspace, namespaces=[target.namespace], region=target.region)
-                deployment = await self.api.get_deployment(target.workspace, target.namespace, target.deployment_id)
+                deployment = await self.api.get_deployment(
+                    target.workspace, target.namespace, target.deployment_id
+                )
                 target = await deployment_target(self.api, scope, target.namespace, deployment)
             return await self._finish(who, target)
 

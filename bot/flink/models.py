@@ -43,7 +43,14 @@ class Symptom(WireModel):
         return _text(v)
 
 
-SYMPTOM_CATEGORIES: tuple[str, ...] = ("startup", "runtime", "troubleshooting", "state", "autopilot", "others")
+SYMPTOM_CATEGORIES: tuple[str, ...] = (
+    "startup",
+    "runtime",
+    "troubleshooting",
+    "state",
+    "autopilot",
+    "others",
+)
 
 
 def _symptom_list(v: object) -> list[Any]:

@@ -30,7 +30,9 @@ def canonical_query(query: Mapping[str, str | None] | None) -> str:
     return "&".join(f"{k}={percent_encode(str(query[k]))}" for k in keys)
 
 
-def canonical_headers(headers: Iterable[tuple[str, str]], names: Iterable[str] | None = None) -> tuple[str, str]:
+def canonical_headers(
+    headers: Iterable[tuple[str, str]], names: Iterable[str] | None = None
+) -> tuple[str, str]:
     """Canonical header block and signed-header list.
 
     With `names`, only those headers are used: that is how a verifier recomputes a signature

@@ -78,7 +78,9 @@ class SlackDriver:
                 parsed = None
             return Reply(resp.status, parsed if isinstance(parsed, dict) else None, text)
 
-    def command_body(self, text: str, *, channel: str, user: str, command: str = "/flinkdiag") -> tuple[str, str]:
+    def command_body(
+        self, text: str, *, channel: str, user: str, command: str = "/flinkdiag"
+    ) -> tuple[str, str]:
         response_url = self.local.new_response_url(channel, user)
         form = {
             "token": "legacy-verification-token",
@@ -134,7 +136,12 @@ class SlackDriver:
         }
         if not message.ephemeral:
             # Slack includes the source message only for non-ephemeral messages.
-            payload["message"] = {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks}
+            payload["message"] = {
+                "type": "message",
+                "ts": message.ts,
+                "text": message.text,
+                "blocks": message.blocks,
+            }
         return urlencode({"payload": json.dumps(payload)})
 
     async def press(self, message: LocalMessage, button: dict[str, Any], *, user: str = "ULOCAL") -> Reply:

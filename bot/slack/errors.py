@@ -26,7 +26,10 @@ def describe_failure(exc: BaseException) -> tuple[str, str | None]:
         hint = f"Flink request id `{exc.request_id}`" if exc.request_id else None
         return exc.user_message, hint
     if isinstance(exc, TimeoutError):
-        return "The Flink API did not answer in time, so I gave up on this diagnosis.", "Try again in a minute."
+        return (
+            "The Flink API did not answer in time, so I gave up on this diagnosis.",
+            "Try again in a minute.",
+        )
     if isinstance(exc, SlackApiError):
         error = exc.response.get("error") if exc.response is not None else None
         return f"Slack refused the message ({error or 'unknown error'}).", None
@@ -39,21 +42,31 @@ def log_failure(exc: BaseException, **fields: Any) -> str:
     extra: dict[str, Any] = dict(fields)
     if isinstance(exc, FlinkError):
         extra.update({k: v for k, v in exc.log_fields().items() if v is not None})
-        level = logging.ERROR if exc.kind in {"unavailable", "service_error", "unreadable", "auth"} else logging.INFO
+        level = (
+            logging.ERROR
+            if exc.kind in {"unavailable", "service_error", "unreadable", "auth"}
+            else logging.INFO
+        )
         log.log(level, "listener failed: %s", exc.kind, extra=extra)
     else:
         log.error("listener failed: %s", type(exc).__name__, exc_info=exc, extra=extra)
     return ref
 
 
-async def report_failure(exc: BaseException, respond: Respond | None, renderer: Any, **fields: Any) -> None:
-    """Log `exc` and tell the user what happened through `respond` (ephemeral)."""
+async def report_failure(
+    exc: BaseException, respond: Respond | None, renderer: Any, *, replace: bool = False, **fields: Any
+) -> None:
+    """Log `exc` and tell the user what happened through `respond` (ephemeral).
+
+    `replace` puts the answer in place of the message the request came from (a command's
+    "Diagnosing…" note); a button's failure leaves the message it was pressed on alone.
+    """
     ref = log_failure(exc, **fields)
     if respond is None:
         return
     sentence, hint = describe_failure(exc)
     message = renderer.render_error(sentence, ref=ref, hint=hint)
     try:
-        await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
+        await respond(**message.to_slack(), response_type="ephemeral", replace_original=replace)
     except Exception as e:  # the answer itself failed: the log is all that is left
         log.error("could not deliver the error message", exc_info=e, extra={"ref": ref})

@@ -31,8 +31,8 @@ from bot.commands import (
 from bot.config import Settings
 from bot.diagnosis.report import Target
 from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
-from bot.flink.errors import FlinkError
 from bot.diagnosis.service import DiagnosisService, Requester, RunResult
+from bot.flink.errors import FlinkError
 from bot.logs import new_request_id
 from bot.slack.errors import report_failure
 from bot.slack.render import parse_action_value
@@ -81,7 +81,9 @@ def _target_from_value(value: str) -> tuple[Target, str | None]:
 
 class StaleButton(FlinkError):
     kind = "stale_button"
-    default_sentence = "I can't read that button (it may come from an older version of me); run the command again."
+    default_sentence = (
+        "I can't read that button (it may come from an older version of me); run the command again."
+    )
 
 
 def _describe(cmd: Any) -> str:
@@ -96,12 +98,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     """Attach every flinkdiag listener to `app`."""
     settings, renderer = deps.settings, deps.renderer
 
-    async def run_after_ack(work: Awaitable[None], respond: Callable[..., Awaitable[Any]], **log_fields: Any) -> None:
+    async def run_after_ack(
+        work: Awaitable[None],
+        respond: Callable[..., Awaitable[Any]],
+        *,
+        replace: bool = False,
+        **log_fields: Any,
+    ) -> None:
         deps.tracker.start()
         try:
             await work
         except Exception as exc:
-            await report_failure(exc, respond, renderer, **log_fields)
+            await report_failure(exc, respond, renderer, replace=replace, **log_fields)
         finally:
             deps.tracker.done()
 
@@ -117,7 +125,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             region=settings.region,
         )
 
-    async def deliver(result: RunResult, respond: Callable[..., Awaitable[Any]], *, share: bool, user: str) -> None:
+    async def deliver(
+        result: RunResult, respond: Callable[..., Awaitable[Any]], *, share: bool, user: str
+    ) -> None:
         message = renderer.render_diagnosis(
             result.run,
             change=result.change,
@@ -131,7 +141,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             replace_original=not share,
         )
 
-    async def diagnose_cmd(cmd: JobCommand | DeploymentCommand, command: dict[str, Any], respond: Any) -> None:
+    async def diagnose_cmd(
+        cmd: JobCommand | DeploymentCommand, command: dict[str, Any], respond: Any
+    ) -> None:
         who = Requester(command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", ""))
         scope = await scope_for(who.team_id, who.channel_id, cmd.namespace, cmd.workspace)
         try:
@@ -140,11 +152,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             else:
                 result = await deps.diagnoser.diagnose_deployment(who, scope, cmd.ref)
         except Ambiguous as amb:
-            await respond(**renderer.render_job_choice(amb.user_message, amb.candidates).to_slack(), replace_original=True)
+            await respond(
+                **renderer.render_job_choice(amb.user_message, amb.candidates).to_slack(),
+                replace_original=True,
+            )
             return
         log.info(
             "diagnosed",
-            extra={"job_id": result.run.target.job_id, "risk": result.run.diagnosis.risk_level, "run": result.run_id},
+            extra={
+                "job_id": result.run.target.job_id,
+                "risk": result.run.diagnosis.risk_level,
+                "run": result.run_id,
+            },
         )
         await deliver(result, respond, share=cmd.share, user=who.user_id)
 
@@ -152,7 +171,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         team, channel = command.get("team_id", ""), command.get("channel_id", "")
         if not cmd.is_query:
             await deps.defaults.set(
-                team, channel, namespace=cmd.namespace, workspace=cmd.workspace, updated_by=command.get("user_id", "")
+                team,
+                channel,
+                namespace=cmd.namespace,
+                workspace=cmd.workspace,
+                updated_by=command.get("user_id", ""),
             )
         current = await deps.defaults.get(team, channel)
         message = renderer.render_defaults(
@@ -170,7 +193,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         text = command.get("text", "") or ""
         log.info(
             "command",
-            extra={"user": command.get("user_id"), "channel": command.get("channel_id"), "text_len": len(text)},
+            extra={
+                "user": command.get("user_id"),
+                "channel": command.get("channel_id"),
+                "text_len": len(text),
+            },
         )
         try:
             cmd = parse_command(text, min_interval=settings.min_watch_interval)
@@ -183,7 +210,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         if isinstance(cmd, JobCommand | DeploymentCommand):
             await ack(**renderer.render_progress(_describe(cmd)).to_slack(), response_type="ephemeral")
-            await run_after_ack(diagnose_cmd(cmd, command, respond), respond, rid=rid)
+            await run_after_ack(diagnose_cmd(cmd, command, respond), respond, replace=True, rid=rid)
             return
         if isinstance(cmd, DefaultsCommand):
             await ack()
@@ -199,10 +226,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack(**renderer.render_usage(f"unsupported command `{cmd.kind}`").to_slack())  # pragma: no cover
 
     @app.action("rerun_diagnosis")
-    async def on_rerun_diagnosis(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    async def on_rerun_diagnosis(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
+    ) -> None:
         await ack()
         new_request_id("a-")
-        target, previous = _target_from_value(action.get("value") or "{}")
         who = Requester(
             body.get("team", {}).get("id", ""),
             (body.get("channel") or {}).get("id", ""),
@@ -211,13 +239,14 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
 
         async def work() -> None:
+            target, previous = _target_from_value(action.get("value") or "{}")
             result = await deps.diagnoser.rerun(who, target, previous)
             message = renderer.render_diagnosis(
                 result.run, change=result.change, run_id=result.run_id, ephemeral=ephemeral
             )
             await respond(**message.to_slack(), replace_original=True)
 
-        await run_after_ack(work(), respond, job_id=target.job_id)
+        await run_after_ack(work(), respond)
 
     @app.action("share_diagnosis")
     async def on_share_diagnosis(
@@ -225,11 +254,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         await ack()
         new_request_id("a-")
-        _, run_id = _target_from_value(action.get("value") or "{}")
         channel = (body.get("channel") or {}).get("id", "")
         user = (body.get("user") or {}).get("id", "")
 
         async def work() -> None:
+            _, run_id = _target_from_value(action.get("value") or "{}")
             run = await deps.diagnoser.load(run_id) if run_id else None
             if run is None:
                 await respond(
@@ -256,10 +285,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 raise
             await respond(**renderer.render_text("Shared to the channel.").to_slack(), replace_original=False)
 
-        await run_after_ack(work(), respond, run=run_id)
+        await run_after_ack(work(), respond)
 
     @app.action("diagnose_choice")
-    async def on_diagnose_choice(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    async def on_diagnose_choice(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
+    ) -> None:
         await ack()
         new_request_id("a-")
         try:
@@ -279,6 +310,26 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await deliver(result, respond, share=choice.share, user=who.user_id)
 
         await run_after_ack(work(), respond, deployment_id=target.deployment_id)
+
+    @app.action("rerun_alert")
+    async def on_rerun_alert(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        """Re-run from an alert: a fresh diagnosis of the deployment's current job, just for the
+        presser; the alert itself belongs to the watch and is kept as it is."""
+        await ack()
+        new_request_id("a-")
+        who = Requester(
+            body.get("team", {}).get("id", ""),
+            (body.get("channel") or {}).get("id", ""),
+            (body.get("user") or {}).get("id", ""),
+        )
+
+        async def work() -> None:
+            target, _ = _target_from_value(action.get("value") or "{}")
+            result = await deps.diagnoser.diagnose_target(who, target.model_copy(update={"job_id": ""}))
+            message = renderer.render_diagnosis(result.run, run_id=result.run_id, ephemeral=True)
+            await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
+
+        await run_after_ack(work(), respond)
 
     @app.action("open_console")
     async def on_open_console(ack: Any) -> None:

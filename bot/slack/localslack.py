@@ -46,6 +46,9 @@ class _Hook:
     user: str
     message: LocalMessage | None  # the message this response_url may replace
     uses: int = 0
+    # The bot's response overtook its own HTTP ack (both race on loopback): Slack would have
+    # shown the ack first and then replaced it, so the ack is not shown at all.
+    replaced_before_ack: bool = False
 
 
 @dataclass
@@ -131,7 +134,9 @@ class LocalSlack:
         ]
 
     def thread(self, channel: str, thread_ts: str) -> list[LocalMessage]:
-        return [m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts and not m.deleted]
+        return [
+            m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts and not m.deleted
+        ]
 
     def find(self, channel: str, ts: str) -> LocalMessage | None:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
@@ -256,7 +261,9 @@ class LocalSlack:
         msg = self._message_from(payload, channel)  # type: ignore[arg-type]
         self.messages.append(msg)
         await self._notify("posted", msg)
-        return web.json_response({"ok": True, "channel": channel, "ts": msg.ts, "message": {"text": msg.text}})
+        return web.json_response(
+            {"ok": True, "channel": channel, "ts": msg.ts, "message": {"text": msg.text}}
+        )
 
     async def _m_chat_postEphemeral(self, payload: dict[str, Any]) -> web.Response:
         channel = payload.get("channel")
@@ -293,7 +300,10 @@ class LocalSlack:
     async def _m_conversations_info(self, payload: dict[str, Any]) -> web.Response:
         channel = str(payload.get("channel"))
         return web.json_response(
-            {"ok": True, "channel": {"id": channel, "is_archived": channel in self.archived, "is_member": True}}
+            {
+                "ok": True,
+                "channel": {"id": channel, "is_archived": channel in self.archived, "is_member": True},
+            }
         )
 
     @staticmethod
@@ -335,6 +345,9 @@ class LocalSlack:
             msg.ephemeral_to = hook.user
         msg.thread_ts = payload.get("thread_ts") or None
         self.messages.append(msg)
+        if payload.get("replace_original") and hook.message is None:
+            hook.replaced_before_ack = True
+            msg.updates += 1
         # A slash command's later responses replace the one the hook posted last (our reading of
         # Slack's behaviour for `replace_original` on a command's response_url).
         if hook.message is None:
@@ -342,14 +355,22 @@ class LocalSlack:
         await self._notify("posted", msg)
         return web.Response(text="ok")
 
-    def add_ack_message(self, response_url: str, channel: str, user: str, body: dict[str, Any]) -> LocalMessage:
+    def add_ack_message(
+        self, response_url: str, channel: str, user: str, body: dict[str, Any]
+    ) -> LocalMessage:
         """Record what a slash command's HTTP ack showed the user, as Slack would display it."""
         token = response_url.rsplit("/", 1)[-1]
+        hook = self._hooks.get(token)
+        if hook is not None and hook.replaced_before_ack and hook.message is not None:
+            return hook.message
         msg = self._message_from(body, channel)
         if body.get("response_type") != "in_channel":
             msg.ephemeral_to = user
-        self.messages.append(msg)
-        hook = self._hooks.get(token)
+        earlier = [i for i, m in enumerate(self.messages) if hook is not None and m is hook.message]
+        if earlier:  # a response overtook the ack: the ack was shown first
+            self.messages.insert(earlier[0], msg)
+        else:
+            self.messages.append(msg)
         if hook is not None and hook.message is None:
             hook.message = msg
         return msg

@@ -7,7 +7,6 @@ check). 429s are waited out by the Web API client's retry handler before they ge
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,7 +24,9 @@ log = logging.getLogger("flinkdiag.notify")
 
 
 class SlackNotifier:
-    def __init__(self, web: AsyncWebClient, renderer: Any, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, web: AsyncWebClient, renderer: Any, *, now: Callable[[], datetime] | None = None
+    ) -> None:
         self.web = web
         self.renderer = renderer
         self.now = now or (lambda: datetime.now(UTC))
@@ -56,7 +57,7 @@ class SlackNotifier:
             if error in PAUSING_ERRORS:
                 raise ChannelUnavailable(error) from e
             raise DeliveryFailed(error) from e
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError) as e:
             raise DeliveryFailed(type(e).__name__) from e
 
     async def deliver(self, notice: Notice) -> str | None:
@@ -65,7 +66,11 @@ class SlackNotifier:
         if notice.action is Action.POST_ALERT:
             return await self.post(t.channel_id, self.renderer.render_alert(notice, now=now))
         if notice.action is Action.POST_FOLLOWUP:
-            await self.post(t.channel_id, self.renderer.render_alert_followup(notice, now=now), thread_ts=t.anchor_ts)
+            await self.post(
+                t.channel_id,
+                self.renderer.render_alert_followup(notice, now=now, previous_risk=notice.previous_risk),
+                thread_ts=t.anchor_ts,
+            )
             if t.anchor_ts:
                 await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
             return None
@@ -75,6 +80,13 @@ class SlackNotifier:
             return None
         if notice.action is Action.POST_NOTE:
             thread = t.anchor_ts if t.state.announced_risk is not None else None
-            await self.post(t.channel_id, self.renderer.render_alert_followup(notice, now=now), thread_ts=thread)
+            await self.post(
+                t.channel_id,
+                self.renderer.render_alert_followup(notice, now=now, previous_risk=notice.previous_risk),
+                thread_ts=thread,
+            )
             return None
         return None
+
+    async def publish_report(self, channel_id: str, report: Any) -> str:
+        return await self.post(channel_id, self.renderer.render_report(report))

@@ -10,6 +10,7 @@ from bot.store.channel_defaults import ChannelDefaultsRepo
 from bot.store.db import create_engine, migrate
 from bot.store.runs import RunRepo
 from bot.store.types import Clock, utc_now
+from bot.store.watches import WatchStore
 
 
 class Store:
@@ -22,6 +23,7 @@ class Store:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.channel_defaults = ChannelDefaultsRepo(self.sessions, clock=clock)
         self.runs = RunRepo(self.sessions)
+        self.watches = WatchStore(self.sessions, clock=clock)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Store:

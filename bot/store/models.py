@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, MetaData, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -70,6 +81,8 @@ class DiagnosisRunRow(Base):
     # Deliberately not a foreign key: pruning old runs must not cascade, and on SQLite a
     # self-reference makes every future batch (copy-and-move) migration of this table fragile.
     previous_run_id: Mapped[str | None]
+    # the wire-format diagnosis as shown, so Share posts exactly what the user saw (added in 0002)
+    diagnosis: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         # latest_for(): equality on the job's coordinates, newest first.
@@ -78,3 +91,75 @@ class DiagnosisRunRow(Base):
             "ix_diagnosis_runs_job_time", "workspace", "namespace", "deployment_id", "job_id", "diagnosed_at"
         ),
     )
+
+
+class WatchRow(Base):
+    """A channel's watch of one deployment or of a whole namespace."""
+
+    __tablename__ = "watches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str]
+    channel_id: Mapped[str]
+    kind: Mapped[str]  # deployment | namespace
+    # "deployment:<ns>/<id>" or "namespace:<ns>": one watch per thing per channel
+    target_key: Mapped[str]
+    workspace: Mapped[str]
+    namespace: Mapped[str]
+    deployment_id: Mapped[str | None]
+    deployment_name: Mapped[str | None]
+    min_risk: Mapped[str]
+    interval_seconds: Mapped[int]
+    created_by: Mapped[str | None]
+    created_at: Mapped[datetime | None]
+    # channel_not_found / not_in_channel / is_archived: Slack refused; no checks until resumed
+    paused_reason: Mapped[str | None]
+    # namespace watches: when to list the namespace again (epoch seconds)
+    next_expand_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "workspace", "target_key"),)
+
+
+class WatchTargetRow(Base):
+    """One watched deployment for one watch: the policy state, the alert anchor, the snooze."""
+
+    __tablename__ = "watch_targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str]
+    deployment_name: Mapped[str | None]
+    interval_seconds: Mapped[int]  # copied from the watch so a claim is one UPDATE
+    state: Mapped[dict[str, Any]]  # bot.watch.policy.TargetState without snoozed_until
+    snoozed_until: Mapped[datetime | None]
+    anchor_ts: Mapped[str | None]  # the episode's first alert message (thread root)
+    job_id: Mapped[str | None]
+    top_symptom: Mapped[str | None]
+    muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    next_check_at: Mapped[float] = mapped_column(Float)
+    lease_owner: Mapped[str | None]
+    lease_until: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("watch_id", "deployment_id"),
+        Index("ix_watch_targets_next_check_at", "next_check_at"),
+    )
+
+
+class ReportScheduleRow(Base):
+    """A channel's scheduled report and what the last report showed."""
+
+    __tablename__ = "report_schedules"
+
+    team_id: Mapped[str] = mapped_column(String, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String, primary_key=True)
+    mode: Mapped[str]  # daily | weekdays | off
+    hour: Mapped[int | None]
+    minute: Mapped[int | None]
+    tz: Mapped[str | None]
+    next_due_at: Mapped[float | None] = mapped_column(Float)
+    last_snapshot: Mapped[dict[str, Any] | None]
+    last_sent_at: Mapped[datetime | None]
+    paused_reason: Mapped[str | None]
+    updated_by: Mapped[str | None]
+    updated_at: Mapped[datetime | None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import RowMapping, insert, select
@@ -29,6 +30,7 @@ class StoredRun(BaseModel):
     team_id: str
     channel_id: str
     user_id: str
+    diagnosis: dict[str, Any] | None = None  # wire format, as shown (None for runs before 0002)
 
 
 class RunRepo:
@@ -44,6 +46,7 @@ class RunRepo:
         target: Target,
         snapshot: Snapshot,
         previous_run_id: str | None,
+        diagnosis: dict[str, Any] | None = None,
     ) -> str:
         """Store one run and return its new id."""
         if snapshot.diagnosed_at.tzinfo is None:
@@ -65,6 +68,7 @@ class RunRepo:
             symptoms=[k.model_dump() for k in snapshot.symptoms],
             diagnosed_at=snapshot.diagnosed_at,
             previous_run_id=previous_run_id,
+            diagnosis=diagnosis,
         )
         async with self._sessions.begin() as session:
             await session.execute(stmt)
@@ -101,6 +105,7 @@ def _stored(m: RowMapping) -> StoredRun:
         channel_id=m["channel_id"],
         user_id=m["user_id"],
         previous_run_id=m["previous_run_id"],
+        diagnosis=m["diagnosis"],
         target=Target(
             workspace=m["workspace"],
             namespace=m["namespace"],

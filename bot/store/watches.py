@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.store.db import dialect_insert
 from bot.store.models import ReportScheduleRow, WatchRow, WatchTargetRow
 from bot.store.types import Clock, utc_now
 from bot.watch.engine import Watch, WatchTarget
@@ -82,10 +82,6 @@ class WatchStore:
         self._clock = clock
         self.owner = owner or secrets.token_hex(6)  # this replica
         self.lease_seconds = lease_seconds
-
-    def _insert(self, session: AsyncSession, table: Any) -> Any:
-        dialect = session.bind.dialect.name  # type: ignore[union-attr]
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
     # ------------------------------------------------------------------ watches (commands)
     async def add_watch(
@@ -364,7 +360,7 @@ class WatchStore:
         ids = {d for d, _ in deployments}
         async with self._sessions.begin() as session:
             if deployments:
-                stmt = self._insert(session, _t).values(
+                stmt = dialect_insert(session)(_t).values(
                     [
                         {
                             "watch_id": watch.id,
@@ -433,7 +429,7 @@ class WatchStore:
             "paused_reason": None,
         }
         async with self._sessions.begin() as session:
-            stmt = self._insert(session, _r).values(team_id=team_id, channel_id=channel_id, **values)
+            stmt = dialect_insert(session)(_r).values(team_id=team_id, channel_id=channel_id, **values)
             await session.execute(
                 stmt.on_conflict_do_update(index_elements=["team_id", "channel_id"], set_=values)
             )
@@ -478,7 +474,7 @@ class WatchStore:
     ) -> None:
         values = {"last_snapshot": snapshot, "last_sent_at": sent_at}
         async with self._sessions.begin() as session:
-            stmt = self._insert(session, _r).values(
+            stmt = dialect_insert(session)(_r).values(
                 team_id=team_id, channel_id=channel_id, mode="off", updated_at=sent_at, **values
             )
             await session.execute(

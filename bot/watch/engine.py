@@ -97,6 +97,7 @@ class Notice(BaseModel):
     reason: Reason
     target: WatchTarget
     decision_risk: str | None
+    previous_risk: str | None = None  # the highest level announced before this decision
     run: DiagnosisRun | None = None
     error: str | None = None
 
@@ -187,7 +188,9 @@ class Sweeper:
             try:
                 deployments = await self.api.list_deployments(watch.workspace, watch.namespace)
             except FlinkError as e:
-                log.warning("namespace listing failed", extra={"namespace": watch.namespace, **e.log_fields()})
+                log.warning(
+                    "namespace listing failed", extra={"namespace": watch.namespace, **e.log_fields()}
+                )
                 continue
             await self.repo.sync_namespace_targets(watch, _pairs(deployments), stamp)
             result.expanded += 1
@@ -221,14 +224,18 @@ class Sweeper:
             )
         return result
 
-    async def observe(self, t: WatchTarget, now: datetime) -> tuple[Observation, DiagnosisRun | None, str | None]:
+    async def observe(
+        self, t: WatchTarget, now: datetime
+    ) -> tuple[Observation, DiagnosisRun | None, str | None]:
         """One check of a deployment's current job; failures become observations."""
         try:
             jobs = await self.api.list_jobs(t.workspace, t.namespace, t.deployment_id)
             job = current_job(jobs)
             if job is None:
                 return Observation(kind="no_job", at=now), None, None
-            diagnosis = await self.api.get_job_diagnosis(t.workspace, t.namespace, t.deployment_id, job.job_id)
+            diagnosis = await self.api.get_job_diagnosis(
+                t.workspace, t.namespace, t.deployment_id, job.job_id
+            )
         except FlinkError as e:
             log.info("check failed", extra={"deployment_id": t.deployment_id, **e.log_fields()})
             return Observation(kind="failure", error_kind=e.kind, at=now), None, e.user_message
@@ -259,6 +266,7 @@ class Sweeper:
                 reason=decision.reason,
                 target=t.model_copy(update={"state": decision.state}),
                 decision_risk=decision.risk,
+                previous_risk=t.state.announced_risk,
                 run=run,
                 error=error,
             )
@@ -269,12 +277,18 @@ class Sweeper:
             except ChannelUnavailable as e:
                 delivered = False
                 state = decision.state_if_not_done
-                log.warning("channel unavailable; pausing its watches", extra={"channel": t.channel_id, "error": e.error})
+                log.warning(
+                    "channel unavailable; pausing its watches",
+                    extra={"channel": t.channel_id, "error": e.error},
+                )
                 await self.repo.pause_channel(t.team_id, t.channel_id, e.error)
             except DeliveryFailed as e:
                 delivered = False
                 state = decision.state_if_not_done
-                log.warning("delivery failed; will retry at the next check", extra={"channel": t.channel_id, "error": str(e)})
+                log.warning(
+                    "delivery failed; will retry at the next check",
+                    extra={"channel": t.channel_id, "error": str(e)},
+                )
         log.info(
             "checked",
             extra={

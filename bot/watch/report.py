@@ -30,7 +30,7 @@ class ReportRow(BaseModel):
     @property
     def change(self) -> str | None:
         """'up', 'down', 'same' or None when there is nothing to compare with."""
-        if self.new_since_last or self.previous_risk is None and self.risk is None:
+        if self.new_since_last or (self.previous_risk is None and self.risk is None):
             return None
         before, after = Risk.parse(self.previous_risk), Risk.parse(self.risk)
         return "up" if after > before else "down" if after < before else "same"

@@ -1,0 +1,170 @@
+"""Slack side of watching: `watch`, `unwatch`, `watches`, `report …` and the alert buttons."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.commands import ReportCommand, UnwatchCommand, WatchCommand, WatchesCommand, format_duration
+from bot.config import Settings
+from bot.diagnosis.resolve import pick_scope
+from bot.logs import new_request_id
+from bot.slack.notifier import SlackNotifier
+from bot.watch.engine import ChannelUnavailable, DeliveryFailed
+from bot.watch.service import WatchError, WatchService
+
+log = logging.getLogger("flinkdiag.slack.watch")
+
+Respond = Callable[..., Awaitable[Any]]
+
+
+def _target_id(value: str | None) -> int:
+    try:
+        return int(json.loads(value or "{}")["t"])
+    except (ValueError, KeyError, TypeError):
+        raise WatchError(
+            "bad button", user_message="I can't read that button; run `/flinkdiag watches`."
+        ) from None
+
+
+class WatchCommands:
+    def __init__(
+        self,
+        service: WatchService,
+        notifier: SlackNotifier,
+        renderer: Any,
+        settings: Settings,
+        defaults: Any,
+    ) -> None:
+        self.service = service
+        self.notifier = notifier
+        self.renderer = renderer
+        self.settings = settings
+        self.defaults = defaults
+
+    async def _say(self, respond: Respond, text: str) -> None:
+        await respond(
+            **self.renderer.render_text(text).to_slack(), response_type="ephemeral", replace_original=False
+        )
+
+    async def handle(self, cmd: Any, command: dict[str, Any], respond: Respond) -> None:
+        team, channel, user = (
+            command.get("team_id", ""),
+            command.get("channel_id", ""),
+            command.get("user_id", ""),
+        )
+        # A command from the channel is the cue to try posting there again after a pause.
+        resumed = await self.service.store.resume_channel(team, channel)
+        if resumed:
+            log.info("channel resumed", extra={"channel": channel, "watches": resumed})
+        if isinstance(cmd, WatchCommand):
+            await self._watch(cmd, team, channel, user, respond)
+        elif isinstance(cmd, UnwatchCommand):
+            removed = await self.service.remove(team, channel, cmd)
+            names = ", ".join(w.label for w in removed)
+            await self._say(respond, f"Stopped watching {names} in this channel.")
+        elif isinstance(cmd, WatchesCommand):
+            watches, targets = await self.service.listing(team, channel)
+            message = self.renderer.render_watches(watches, targets, now=self.service.now())
+            await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
+        elif isinstance(cmd, ReportCommand):
+            await self._report(cmd, team, channel, user, respond)
+
+    async def _watch(self, cmd: WatchCommand, team: str, channel: str, user: str, respond: Respond) -> None:
+        current = await self.defaults.get(team, channel)
+        scope = pick_scope(
+            workspace=cmd.workspace,
+            namespace=cmd.namespace,
+            channel_workspace=current.workspace if current else None,
+            channel_namespace=current.namespace if current else None,
+            configured_workspace=self.settings.workspace,
+            configured_namespaces=self.settings.namespaces,
+            region=self.settings.region,
+        )
+        watch = await self.service.add(team, channel, user, cmd, scope)
+        every = format_duration(timedelta(seconds=watch.interval_seconds))
+        level = "High" if watch.min_risk == "RISK_LEVEL_HIGH" else "Mid"
+        what = (
+            watch.label
+            if watch.kind == "namespace"
+            else f"deployment {watch.deployment_name or watch.deployment_id}"
+        )
+        extra = " (every deployment in it, including new ones)" if watch.kind == "namespace" else ""
+        await self._say(
+            respond,
+            f"Watching {what}{extra} in this channel: I'll post when risk rises to {level} or above, "
+            f"checking every {every}. Make sure I'm in this channel (`/invite @flinkdiag`).",
+        )
+
+    async def _report(self, cmd: ReportCommand, team: str, channel: str, user: str, respond: Respond) -> None:
+        if cmd.mode == "now":
+            try:
+                report = await self.service.send_report(team, channel, self.notifier)
+            except ChannelUnavailable as e:
+                raise WatchError(
+                    "cannot post",
+                    user_message=f"I can't post in this channel ({e.error}). Invite me with `/invite @flinkdiag`.",
+                ) from None
+            except DeliveryFailed as e:
+                raise WatchError(
+                    "not delivered", user_message=f"Slack did not take the report ({e}); try again."
+                ) from None
+            await self._say(respond, f"Posted the report ({report.summary()}).")
+            return
+        schedule = await self.service.set_report(team, channel, user, cmd)
+        if cmd.mode == "off":
+            await self._say(respond, "Scheduled reports are off for this channel.")
+        else:
+            await self._say(respond, f"This channel gets a fleet report {schedule.describe()}.")
+
+    def register_actions(self, app: AsyncApp, run_after_ack: Callable[..., Awaitable[None]]) -> None:
+        async def snooze(
+            hours: int, ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
+        ) -> None:
+            await ack()
+            new_request_id("a-")
+
+            async def work() -> None:
+                target = await self.service.snooze(_target_id(action.get("value")), hours)
+                until = target.state.snoozed_until
+                when = until.strftime("%Y-%m-%d %H:%M UTC") if until else "?"
+                text = f"Alerts for {target.label} are snoozed here for {hours}h (until {when})."
+                if target.anchor_ts:
+                    await self.notifier.post(
+                        target.channel_id, self.renderer.render_text(text), thread_ts=target.anchor_ts
+                    )
+                await self._say(respond, f"Snoozed {target.label} for {hours}h.")
+
+            await run_after_ack(work(), respond)
+
+        @app.action("snooze_1h")
+        async def on_snooze_1h(
+            ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
+        ) -> None:
+            await snooze(1, ack, action, body, respond)
+
+        @app.action("snooze_24h")
+        async def on_snooze_24h(
+            ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
+        ) -> None:
+            await snooze(24, ack, action, body, respond)
+
+        @app.action("unwatch_target")
+        async def on_unwatch_target(ack: Any, action: dict[str, Any], respond: Respond) -> None:
+            await ack()
+            new_request_id("a-")
+
+            async def work() -> None:
+                target, watch = await self.service.unwatch_target(_target_id(action.get("value")))
+                if watch is not None and watch.kind == "namespace":
+                    text = f"Stopped alerting on {target.label} here (the watch on namespace {watch.namespace} stays)."
+                else:
+                    text = f"Stopped watching {target.label} in this channel."
+                await self._say(respond, text)
+
+            await run_after_ack(work(), respond)
