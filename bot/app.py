@@ -121,7 +121,12 @@ def build(
     )
     register(app, deps)
     sweeper = Sweeper(
-        store.watches, flink, notifier, now=clock, failure_threshold=settings.failure_streak_to_notify
+        store.watches,
+        flink,
+        notifier,
+        now=clock,
+        failure_threshold=settings.failure_streak_to_notify,
+        cheap_first_look=settings.watch_status_first,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

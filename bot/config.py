@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     min_watch_interval: timedelta = Field(default=timedelta(minutes=1))
     default_watch_interval: timedelta = Field(default=timedelta(minutes=5))
     failure_streak_to_notify: int = Field(default=3, ge=1)
+    watch_status_first: bool = Field(
+        default=True,
+        description="Judge low-risk checks by the job status's riskLevel alone (one API call, not two)",
+    )
     sweep_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often due checks and reports are looked for"
     )

@@ -28,7 +28,7 @@ from bot.diagnosis.report import DiagnosisRun, Target
 from bot.diagnosis.resolve import FlinkApi, current_job
 from bot.diagnosis.risk import Risk
 from bot.flink.errors import FlinkError
-from bot.flink.models import Deployment
+from bot.flink.models import Deployment, JobDiagnosis
 from bot.logs import new_request_id
 from bot.watch.policy import Action, Decision, Observation, Reason, TargetState, decide
 
@@ -138,6 +138,14 @@ class WatchRepo(Protocol):
     async def pause_channel(self, team_id: str, channel_id: str, reason: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Observed:
+    observation: Observation
+    run: DiagnosisRun | None = None
+    error: str | None = None
+    full: bool = False  # the run holds a full GetJobDiagnosis, not just the job status
+
+
 @dataclass
 class SweepResult:
     checked: int = 0
@@ -169,6 +177,7 @@ class Sweeper:
         now: Callable[[], datetime] | None = None,
         failure_threshold: int = 3,
         batch: int = 5000,
+        cheap_first_look: bool = True,
     ) -> None:
         self.repo = repo
         self.api = api
@@ -176,6 +185,7 @@ class Sweeper:
         self.now = now or (lambda: datetime.now(UTC))
         self.failure_threshold = failure_threshold
         self.batch = batch
+        self.cheap_first_look = cheap_first_look
 
     async def sweep(self) -> SweepResult:
         """Expand due namespace watches, then check every due target concurrently."""
@@ -224,21 +234,44 @@ class Sweeper:
             )
         return result
 
-    async def observe(
-        self, t: WatchTarget, now: datetime
-    ) -> tuple[Observation, DiagnosisRun | None, str | None]:
+    def _needs_full_diagnosis(self, t: WatchTarget, status_risk: str | None) -> bool:
+        """Whether this check needs GetJobDiagnosis, or the job status's own risk level will do.
+
+        A job's status carries riskLevel/healthScore (flink-openapi.md), so a deployment that is
+        below its threshold with nothing pending or announced costs one call (ListJobs) instead
+        of two. Anything that may lead to a post, or a status without a level (it is unverified
+        that the service always fills it), gets the full diagnosis: alerts need its symptoms.
+        """
+        if not self.cheap_first_look or status_risk is None:
+            return True
+        threshold = Risk.parse(t.min_risk)
+        s = t.state
+        return (
+            Risk.parse(status_risk) >= threshold
+            or s.announced_risk is not None
+            or (s.pending_risk is not None and Risk.parse(s.pending_risk) >= threshold)
+            or (s.confirmed_risk is not None and Risk.parse(s.confirmed_risk) >= threshold)
+        )
+
+    async def observe(self, t: WatchTarget, now: datetime) -> Observed:
         """One check of a deployment's current job; failures become observations."""
         try:
             jobs = await self.api.list_jobs(t.workspace, t.namespace, t.deployment_id)
             job = current_job(jobs)
             if job is None:
-                return Observation(kind="no_job", at=now), None, None
-            diagnosis = await self.api.get_job_diagnosis(
-                t.workspace, t.namespace, t.deployment_id, job.job_id
-            )
+                return Observed(Observation(kind="no_job", at=now))
+            full = self._needs_full_diagnosis(t, job.status.risk_level)
+            if full:
+                diagnosis = await self.api.get_job_diagnosis(
+                    t.workspace, t.namespace, t.deployment_id, job.job_id
+                )
+            else:
+                diagnosis = JobDiagnosis(
+                    risk_level=job.status.risk_level, health_score=job.status.health_score
+                )
         except FlinkError as e:
             log.info("check failed", extra={"deployment_id": t.deployment_id, **e.log_fields()})
-            return Observation(kind="failure", error_kind=e.kind, at=now), None, e.user_message
+            return Observed(Observation(kind="failure", error_kind=e.kind, at=now), error=e.user_message)
         target = Target(
             workspace=t.workspace,
             namespace=t.namespace,
@@ -248,12 +281,13 @@ class Sweeper:
         )
         run = DiagnosisRun(target=target, diagnosis=diagnosis, diagnosed_at=now)
         obs = Observation(kind="risk", risk=diagnosis.risk_level, health_score=diagnosis.health_score, at=now)
-        return obs, run, None
+        return Observed(obs, run=run, full=full)
 
     async def check(self, t: WatchTarget, now: datetime | None = None) -> tuple[Decision, bool]:
         """Check one target, deliver what the policy says, record the outcome."""
         now = now or self.now()
-        obs, run, error = await self.observe(t, now)
+        observed = await self.observe(t, now)
+        obs, run, error = observed.observation, observed.run, observed.error
         decision = decide(
             t.state, obs, threshold=Risk.parse(t.min_risk), now=now, failure_threshold=self.failure_threshold
         )
@@ -304,7 +338,8 @@ class Sweeper:
             state=state,
             anchor_ts=anchor_ts,
             job_id=run.target.job_id if run else t.job_id,
-            top_symptom=_top_symptom(run) if run else t.top_symptom,
+            # a status-only look has no symptoms: keep the last full diagnosis's
+            top_symptom=_top_symptom(run) if run and observed.full else t.top_symptom,
         )
         return decision, delivered
 
