@@ -617,6 +617,7 @@ def test_report_rows_show_health_change_and_status():
             top_symptom="Checkpoint timeouts",
             previous_risk=MID,
             previous_health=70,
+            in_last_report=True,
         ),
         ReportRow(deployment_id="d2", namespace="team-a", risk=MID, health_score=75, new_since_last=True),
         ReportRow(
@@ -627,6 +628,7 @@ def test_report_rows_show_health_change_and_status():
             health_score=95,
             previous_risk=MID,
             previous_health=95,
+            in_last_report=True,
         ),
         ReportRow(
             deployment_id="d4",
@@ -636,6 +638,7 @@ def test_report_rows_show_health_change_and_status():
             health_score=92,
             previous_risk=LOW,
             previous_health=90,
+            in_last_report=True,
         ),
         ReportRow(deployment_id="d5", deployment_name="stopped", namespace="team-c", status="no_job"),
         ReportRow(deployment_id="d6", deployment_name="flaky", namespace="team-c", status="cannot_check"),
@@ -680,6 +683,7 @@ def _fleet(n: int, *, highs: int = 2, mids: int = 5) -> list[ReportRow]:
                 top_symptom=f"Backpressure on operator {i} " + "x" * 100,
                 previous_risk=risk,
                 previous_health=90,
+                in_last_report=True,
             )
         )
     return rows

@@ -22,6 +22,7 @@ class ReportRow(BaseModel):
     previous_risk: str | None = None  # as of the last report
     previous_health: int | None = None
     new_since_last: bool = False  # not in the last report
+    in_last_report: bool = False  # there is a previous value to compare with
 
     @property
     def label(self) -> str:
@@ -30,14 +31,14 @@ class ReportRow(BaseModel):
     @property
     def change(self) -> str | None:
         """'up', 'down', 'same' or None when there is nothing to compare with."""
-        if self.new_since_last or (self.previous_risk is None and self.risk is None):
+        if not self.in_last_report or (self.previous_risk is None and self.risk is None):
             return None
         before, after = Risk.parse(self.previous_risk), Risk.parse(self.risk)
         return "up" if after > before else "down" if after < before else "same"
 
     @property
     def health_delta(self) -> int | None:
-        if self.health_score is None or self.previous_health is None:
+        if not self.in_last_report or self.health_score is None or self.previous_health is None:
             return None
         return self.health_score - self.previous_health
 
@@ -105,6 +106,7 @@ def build_report(
             previous_risk=prev.get("risk") if prev else None,  # type: ignore[arg-type]
             previous_health=prev.get("health") if prev else None,  # type: ignore[arg-type]
             new_since_last=bool(previous) and prev is None,
+            in_last_report=prev is not None,
         )
     ordered = sorted(rows.values(), key=_sort_key)
     return FleetReport(channel_id=channel_id, generated_at=now, rows=ordered)
