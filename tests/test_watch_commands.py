@@ -26,7 +26,7 @@ async def env(tmp_path):
 
 
 async def test_watch_deployment_then_list_it(env):
-    stack, clock = env
+    stack, _ = env
     answer = await say(stack, "watch deployment payments-fraud-scoring --every 30s --min-risk medium")
     assert (
         "Watching deployment payments-fraud-scoring" in answer
