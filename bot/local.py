@@ -64,8 +64,13 @@ class LocalStack:
         credentials: Any = None,
         now: Any = None,
         start_scheduler: bool = False,
+        slack: LocalSlack | None = None,
     ) -> LocalStack:
-        """Start every part on 127.0.0.1 (ports chosen by the OS)."""
+        """Start every part on 127.0.0.1 (ports chosen by the OS).
+
+        `slack`: a running LocalSlack to share (several bots on one workspace, or one that
+        outlives a bot's restart); it is left running by `aclose()`.
+        """
         from bot.app import build  # late: keeps `bot.local` importable for the CLI's help
 
         settings = settings or Settings()
@@ -77,8 +82,11 @@ class LocalStack:
         if sim is not None:
             settings = sim_settings(settings, sim)
             credentials = credentials or StaticCredentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
-        slack = LocalSlack()
-        api_url = await slack.start()
+        own_slack = slack is None
+        if slack is None:
+            slack = LocalSlack()
+            await slack.start()
+        api_url = slack.api_url
         signing = secrets.token_hex(16)
         settings = settings.model_copy(
             update={
@@ -119,6 +127,7 @@ class LocalStack:
             _runner=runner,
         )
         stack._own_sim = own_sim  # type: ignore[attr-defined]
+        stack._own_slack = own_slack  # type: ignore[attr-defined]
         return stack
 
     async def settle(self, timeout: float = 30.0) -> None:
@@ -137,6 +146,7 @@ class LocalStack:
             await self._runner.cleanup()
         await self.flink.aclose()
         await self.store.close()
-        await self.slack.stop()
+        if getattr(self, "_own_slack", True):
+            await self.slack.stop()
         if self.sim is not None and getattr(self, "_own_sim", False):
             await self.sim.stop()

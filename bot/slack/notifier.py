@@ -2,7 +2,9 @@
 
 Slack's errors are sorted into the two the engine understands: `ChannelUnavailable` (the bot
 cannot post there until someone acts: pause the channel) and `DeliveryFailed` (try at the next
-check). 429s are waited out by the Web API client's retry handler before they get here.
+check); a follow-up whose reply went out but whose edit of the alert failed is
+`AnchorNotUpdated` (only the edit is redone). 429s are waited out by the Web API client's retry
+handler before they get here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import Message
-from bot.watch.engine import PAUSING_ERRORS, ChannelUnavailable, DeliveryFailed, Notice
+from bot.watch.engine import (
+    PAUSING_ERRORS,
+    AnchorNotUpdated,
+    ChannelUnavailable,
+    DeliveryFailed,
+    Notice,
+)
 from bot.watch.policy import Action
 
 log = logging.getLogger("flinkdiag.notify")
@@ -72,7 +80,11 @@ class SlackNotifier:
                 thread_ts=t.anchor_ts,
             )
             if t.anchor_ts:
-                await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
+                try:
+                    await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
+                except (ChannelUnavailable, DeliveryFailed) as e:
+                    # The reply is out: failing the whole notice would post it a second time.
+                    raise AnchorNotUpdated(str(e)) from e
             return None
         if notice.action is Action.UPDATE_ANCHOR:
             if t.anchor_ts:

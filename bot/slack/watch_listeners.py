@@ -58,20 +58,30 @@ class WatchCommands:
             command.get("channel_id", ""),
             command.get("user_id", ""),
         )
+        listing = None
+        if isinstance(cmd, WatchesCommand):
+            # Read before resuming: the listing is where people learn why alerts stopped.
+            listing = await self.service.listing(team, channel)
         # A command from the channel is the cue to try posting there again after a pause.
         resumed = await self.service.store.resume_channel(team, channel)
         if resumed:
             log.info("channel resumed", extra={"channel": channel, "watches": resumed})
-        if isinstance(cmd, WatchCommand):
+        if listing is not None:
+            watches, targets = listing
+            message = self.renderer.render_watches(watches, targets, now=self.service.now())
+            await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
+            if resumed:
+                await self._say(
+                    respond,
+                    "I'll try posting here again at the next check; if Slack still refuses, "
+                    "these watches pause again.",
+                )
+        elif isinstance(cmd, WatchCommand):
             await self._watch(cmd, team, channel, user, respond)
         elif isinstance(cmd, UnwatchCommand):
             removed = await self.service.remove(team, channel, cmd)
             names = ", ".join(w.label for w in removed)
             await self._say(respond, f"Stopped watching {names} in this channel.")
-        elif isinstance(cmd, WatchesCommand):
-            watches, targets = await self.service.listing(team, channel)
-            message = self.renderer.render_watches(watches, targets, now=self.service.now())
-            await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
         elif isinstance(cmd, ReportCommand):
             await self._report(cmd, team, channel, user, respond)
 

@@ -4,10 +4,11 @@ Scheduling columns are epoch seconds (float) so "due" arithmetic (`now + interva
 on both engines. Work is handed out by atomic claims, so replicas sharing one database never
 take the same check or report:
 
-* a target is claimed by one UPDATE … WHERE due AND not leased … RETURNING; PostgreSQL re-checks
-  the WHERE on rows another transaction just changed, SQLite serialises writers (BEGIN
-  IMMEDIATE), so a second replica finds nothing due. The lease covers a check that outlives its
-  interval; `record_check` only lands for the lease holder.
+* a target is claimed by one UPDATE … WHERE due AND not leased … RETURNING; on PostgreSQL the
+  due rows are picked FOR UPDATE SKIP LOCKED (a concurrent claim takes the next batch) and the
+  WHERE is re-checked on rows another transaction just changed; SQLite serialises writers
+  (BEGIN IMMEDIATE), so a second replica finds the claimed rows no longer due. The lease covers
+  a check that outlives its interval; `record_check` only lands for the lease holder.
 * a report is claimed by compare-and-set on its `next_due_at`.
 """
 
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.db import dialect_insert
@@ -100,53 +102,58 @@ class WatchStore:
         now: float,
     ) -> Watch:
         """Add a watch; its first check (or namespace listing) is due at once. DuplicateWatch if it exists."""
-        key = target_key(kind, namespace, deployment_id)
-        async with self._sessions.begin() as session:
-            existing = (
-                await session.execute(
-                    select(*_w.c).where(
-                        _w.c.team_id == team_id,
-                        _w.c.channel_id == channel_id,
-                        _w.c.workspace == workspace,
-                        _w.c.target_key == key,
+        same = select(*_w.c).where(
+            _w.c.team_id == team_id,
+            _w.c.channel_id == channel_id,
+            _w.c.workspace == workspace,
+            _w.c.target_key == target_key(kind, namespace, deployment_id),
+        )
+        try:
+            async with self._sessions.begin() as session:
+                existing = (await session.execute(same)).one_or_none()
+                if existing is not None:
+                    raise DuplicateWatch(_watch(existing._mapping))
+                row = (
+                    await session.execute(
+                        insert(_w)
+                        .values(
+                            team_id=team_id,
+                            channel_id=channel_id,
+                            kind=kind,
+                            target_key=target_key(kind, namespace, deployment_id),
+                            workspace=workspace,
+                            namespace=namespace,
+                            deployment_id=deployment_id,
+                            deployment_name=deployment_name,
+                            min_risk=min_risk,
+                            interval_seconds=interval_seconds,
+                            created_by=created_by,
+                            created_at=self._clock(),
+                            next_expand_at=now if kind == "namespace" else None,
+                        )
+                        .returning(*_w.c)
                     )
-                )
-            ).one_or_none()
-            if existing is not None:
-                raise DuplicateWatch(_watch(existing._mapping))
-            row = (
-                await session.execute(
-                    insert(_w)
-                    .values(
-                        team_id=team_id,
-                        channel_id=channel_id,
-                        kind=kind,
-                        target_key=key,
-                        workspace=workspace,
-                        namespace=namespace,
-                        deployment_id=deployment_id,
-                        deployment_name=deployment_name,
-                        min_risk=min_risk,
-                        interval_seconds=interval_seconds,
-                        created_by=created_by,
-                        created_at=self._clock(),
-                        next_expand_at=now if kind == "namespace" else None,
+                ).one()
+                watch = _watch(row._mapping)
+                if kind == "deployment":
+                    await session.execute(
+                        insert(_t).values(
+                            watch_id=watch.id,
+                            deployment_id=deployment_id,
+                            deployment_name=deployment_name,
+                            interval_seconds=interval_seconds,
+                            state={},
+                            next_check_at=now,
+                        )
                     )
-                    .returning(*_w.c)
-                )
-            ).one()
-            watch = _watch(row._mapping)
-            if kind == "deployment":
-                await session.execute(
-                    insert(_t).values(
-                        watch_id=watch.id,
-                        deployment_id=deployment_id,
-                        deployment_name=deployment_name,
-                        interval_seconds=interval_seconds,
-                        state={},
-                        next_check_at=now,
-                    )
-                )
+        except IntegrityError:
+            # Another replica added the same watch between our look and our insert (on
+            # PostgreSQL both transactions run at once; the unique constraint decides).
+            async with self._sessions() as session:
+                existing = (await session.execute(same)).one_or_none()
+            if existing is None:
+                raise
+            raise DuplicateWatch(_watch(existing._mapping)) from None
         return watch
 
     async def list_watches(self, team_id: str, channel_id: str) -> list[Watch]:
@@ -282,6 +289,10 @@ class WatchStore:
             )
             .order_by(_t.c.next_check_at)
             .limit(limit)
+            # PostgreSQL: rows another replica is claiming right now are passed over instead of
+            # waited on, so its claim takes the next ones rather than coming back empty once the
+            # other commits. SQLite renders no FOR UPDATE (its writers are serialised anyway).
+            .with_for_update(skip_locked=True)
         )
         async with self._sessions.begin() as session:
             claimed = (

@@ -6,7 +6,8 @@
   through the Flink client's limiter; an API failure is an observation, not an exception;
 * decide: `bot.watch.policy.decide`, pure;
 * deliver: the `Notifier` (Slack side) posts, threads or edits; it may refuse with a
-  `ChannelUnavailable` (pause the channel's watches) or a `DeliveryFailed` (try at the next check);
+  `ChannelUnavailable` (pause the channel's watches) or a `DeliveryFailed` (try at the next check),
+  or report `AnchorNotUpdated` (the reply went out, the alert's edit is redone next check);
 * record: the new state, or `state_if_not_done` when delivery failed, so no alert is dropped.
 
 No Slack and no SQL here: both come in through protocols.
@@ -112,6 +113,10 @@ class ChannelUnavailable(Exception):
 
 class DeliveryFailed(Exception):
     """Slack did not take the message this time (rate limit exhausted, outage): try next check."""
+
+
+class AnchorNotUpdated(Exception):
+    """The thread reply went out but the edit of the alert did not: redo only the edit."""
 
 
 class Notifier(Protocol):
@@ -321,6 +326,15 @@ class Sweeper:
                 state = decision.state_if_not_done
                 log.warning(
                     "delivery failed; will retry at the next check",
+                    extra={"channel": t.channel_id, "error": str(e)},
+                )
+            except AnchorNotUpdated as e:
+                # Recording the reply as not done would post it again at the next check. Keep
+                # the anchor's old level instead, so the policy finds the edit still due.
+                if state.episode_open:
+                    state = state.model_copy(update={"anchor_risk": t.state.anchor_risk})
+                log.warning(
+                    "alert not updated; will retry the edit at the next check",
                     extra={"channel": t.channel_id, "error": str(e)},
                 )
         log.info(
