@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bot.config import Settings
 from bot.logs import setup_logging
@@ -19,13 +20,29 @@ log = logging.getLogger("flinkdiag")
 
 
 def _settings() -> Settings:
+    """Read the settings once; a bad value stops the process (exit 2) naming its variable."""
     try:
         return Settings()
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
-        )
-        raise SystemExit(f"flinkdiag: invalid settings: {problems}") from None
+        problems = "; ".join(_setting_problem(err) for err in e.errors())
+    except SettingsError as e:  # a value pydantic-settings could not even decode
+        problems = str(e)
+    print(f"flinkdiag: invalid settings: {problems}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _setting_problem(err: Any) -> str:
+    # Users set environment variables, not fields: name the variable, not `max_concurrency`.
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if not err["loc"]:
+        return msg
+    name = str(err["loc"][0])
+    field = Settings.model_fields.get(name)
+    if field is not None:
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", None)
+        name = str(choices[0]) if choices else (Settings.model_config.get("env_prefix") or "") + name.upper()
+    return f"{name}: {msg}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             rest += ["--scenario", args.scenario]
         return sim.main(rest) or 0
     settings = _settings()
-    # The console prints conversations on stdout; its logs would drown them, so only warnings show.
-    setup_logging("WARNING" if args.cmd == "console" else settings.log_level, settings.log_format)
+    level = settings.log_level
+    if args.cmd in {"console", "diagnose"} and "log_level" not in settings.model_fields_set:
+        # Terminal commands: info logs would drown what the person came for, unless asked for.
+        level = "WARNING"
+    setup_logging(level, settings.log_format)
     if args.cmd == "console":
         from bot.console import run_console
 
@@ -73,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _diagnose(settings: Settings, args: argparse.Namespace) -> int:
     from bot.commands import UsageError, _check_id
+    from bot.diagnosis.resolve import ScopeMissing, find_job, pick_scope
     from bot.diagnosis.resolve import diagnose as run_diagnosis
-    from bot.diagnosis.resolve import find_job, pick_scope
     from bot.diagnosis.text import format_run
     from bot.flink.client import FlinkClient
     from bot.flink.credentials import DefaultChainCredentials, StaticCredentials
@@ -100,16 +120,31 @@ async def _diagnose(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        async with FlinkClient(settings, credentials or DefaultChainCredentials()) as client:
-            scope = pick_scope(
-                workspace=args.workspace,
-                namespace=args.namespace,
-                channel_workspace=None,
-                channel_namespace=None,
-                configured_workspace=settings.workspace,
-                configured_namespaces=settings.namespaces,
-                region=settings.region,
+        scope = pick_scope(
+            workspace=args.workspace,
+            namespace=args.namespace,
+            channel_workspace=None,
+            channel_namespace=None,
+            configured_workspace=settings.workspace,
+            configured_namespaces=settings.namespaces,
+            region=settings.region,
+        )
+    except ScopeMissing:
+        # Its user_message speaks of channel defaults, which a terminal has none of.
+        if sim is not None:
+            await sim.stop()
+        missing = [
+            f"--{name} (or {env})"
+            for name, env, value in (
+                ("workspace", "FLINKDIAG_WORKSPACE", args.workspace or settings.workspace),
+                ("namespace", "FLINKDIAG_NAMESPACES", args.namespace or settings.namespaces),
             )
+            if not value
+        ]
+        print(f"flinkdiag: where should I look for the job? Pass {' and '.join(missing)}.", file=sys.stderr)
+        return 2
+    try:
+        async with FlinkClient(settings, credentials or DefaultChainCredentials()) as client:
             target = await find_job(client, scope, args.job_id)
             run = await run_diagnosis(client, target)
     except FlinkError as e:
@@ -129,14 +164,6 @@ async def _diagnose(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(format_run(run))
     return 0
-
-
-def _install_stop(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except NotImplementedError:  # pragma: no cover - not on Windows
-            pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Regions the official SDK (alibabacloud-ververica20220718 1.14.0) knows an endpoint for.
 KNOWN_REGIONS = frozenset(
@@ -63,7 +64,10 @@ class Settings(BaseSettings):
         default=None, description="Explicit base URL, e.g. http://127.0.0.1:8081 for the simulator"
     )
     workspace: str | None = Field(default=None, description="Default workspace id")
-    namespaces: list[str] = Field(default_factory=list, description="Default namespaces, comma separated")
+    # NoDecode: pydantic-settings would read a list from the environment as JSON; ours is comma separated.
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Default namespaces, comma separated"
+    )
     max_concurrency: int = Field(default=8, ge=1, description="Max concurrent calls per endpoint")
     max_calls_per_second: float = Field(default=10.0, gt=0, description="Max calls per second per endpoint")
     request_timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP attempt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         mode = check_slack_settings(settings)
     except ConfigError as e:
         log.error(str(e))
-        print(f"flinkdiag: {e}")
+        print(f"flinkdiag: {e}", file=sys.stderr)
         return 2
     from bot.flink.client import FlinkClient
     from bot.flink.credentials import DefaultChainCredentials

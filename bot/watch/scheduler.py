@@ -7,6 +7,7 @@ everything that fell due while the bot was down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -28,8 +29,21 @@ class WatchScheduler:
         self.publisher = publisher
         self.tick_seconds = tick_seconds
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running: asyncio.Future[None] | None = None
 
     async def tick(self) -> None:
+        # APScheduler cancels a running job at shutdown. A sweep cancelled inside a database
+        # transaction can leave the store unable to close (the process then hangs at exit), so
+        # the sweep runs shielded and aclose() waits for it instead.
+        self._running = asyncio.ensure_future(self._tick())
+        try:
+            await asyncio.shield(self._running)
+        except asyncio.CancelledError:
+            if not self.scheduler.running:
+                return  # shutting down: aclose() waits for the sweep
+            raise
+
+    async def _tick(self) -> None:
         try:
             await self.sweeper.sweep()
         except Exception:  # one bad sweep must not stop the next
@@ -52,6 +66,14 @@ class WatchScheduler:
         self.scheduler.start()
         log.info("scheduler started", extra={"tick_seconds": self.tick_seconds})
 
-    async def aclose(self) -> None:
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Stop ticking and let a sweep in progress finish (cancelled after `timeout` seconds)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        running = self._running
+        if running is not None and not running.done():
+            done, _ = await asyncio.wait({running}, timeout=timeout)
+            if not done:
+                log.warning("sweep still running at shutdown; cancelling it")
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)

@@ -1,0 +1,174 @@
+"""`flinkdiag console` as a person scripts it: a real process, commands on a pipe, text out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.flink.sim import Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+_SCRIPT = Path(sys.executable).parent / "flinkdiag"
+# The installed entry point when there is one (it is what the README runs), else the module.
+FLINKDIAG = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
+
+
+def console_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without any bot, Slack or cloud settings, and a private database."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLINKDIAG_", "SLACK_", "ALIBABA_CLOUD_")) and k != "PORT"
+    }
+    env["FLINKDIAG_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+    env.update(extra)
+    return env
+
+
+def run_console(tmp_path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*FLINKDIAG, "console"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=console_env(tmp_path, **env),
+        cwd=tmp_path,
+        timeout=20,
+    )
+
+
+def after(out: str, line: str) -> str:
+    """What the console printed in answer to the input `line` (up to the next prompt)."""
+    start = out.index(f"you> {line}\n") + len(f"you> {line}\n")
+    end = out.find("you> ", start)
+    return out[start:] if end < 0 else out[start:end]
+
+
+def test_scripted_conversation(tmp_path):
+    script = (
+        "/flinkdiag deployment orders-etl\n"
+        "1\n"
+        "deployment payments-fraud-scoring\n"
+        "sim fleet\n"
+        "/flinkdiag job nope!\n"
+        "99\n"
+        "/deploy now\n"
+        "/flinkdiag help\n"
+        "quit\n"
+        "/flinkdiag watches\n"
+    )
+    proc = run_console(tmp_path, script)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "built-in Flink API simulator" in out.splitlines()[0]
+    assert str(tmp_path / "console.db") in out
+
+    first = after(out, "/flinkdiag deployment orders-etl")
+    assert "Low risk" in first
+    assert "96/100" in first
+    assert "No symptoms found" in first
+    assert re.search(r"^ {4}\[1\] .*Re-run diagnosis$", first, re.M), first
+    assert re.search(r"^ {4}\[2\] .*Share to channel$", first, re.M), first
+
+    rerun = after(out, "1")
+    assert "flinkdiag updated (only you):" in rerun
+    assert "Nothing changed." in rerun
+    assert "[3]" in rerun  # the updated message's buttons get new numbers
+
+    high = after(out, "deployment payments-fraud-scoring")
+    assert "High risk" in high
+    assert "42/100" in high
+    for symptom in ("Backpressure", "Frequent failover", "Checkpoint failures"):
+        assert symptom in high
+
+    fleet = after(out, "sim fleet")
+    assert re.search(r"default-namespace\s+orders-etl\s+[0-9a-f-]{36}", fleet)
+    assert re.search(r"analytics\s+daily-kpi-backfill\s+\(no running job\)", fleet)
+
+    assert "`nope!` doesn't look like a job id" in after(out, "/flinkdiag job nope!")
+    assert "There is no button [99]." in after(out, "99")
+    assert "Only /flinkdiag is installed here, not /deploy." in after(out, "/deploy now")
+    help_text = after(out, "/flinkdiag help")
+    assert "How to use `/flinkdiag`" in help_text
+    assert "/flinkdiag watch deployment <name-or-id>" in help_text
+
+    # Messages are text, not Block Kit: no JSON leaks through.
+    assert '"type"' not in out and '"blocks"' not in out
+    assert not any(line.lstrip().startswith(("{", "[{")) for line in out.splitlines())
+    # `quit` stops reading: the line after it is never answered.
+    assert "you> /flinkdiag watches" not in out
+
+
+def test_end_of_input_ends_the_console(tmp_path):
+    proc = run_console(tmp_path, "/flinkdiag help")  # no newline, no quit
+    assert proc.returncode == 0, proc.stderr
+    assert "How to use `/flinkdiag`" in after(proc.stdout, "/flinkdiag help")
+    # Stopping while the first watch sweep may be running is quiet, not a cancelled transaction.
+    assert "Traceback" not in proc.stderr and "level=error" not in proc.stderr, proc.stderr
+
+
+def test_endpoint_elsewhere_means_no_built_in_simulator(tmp_path):
+    sim = Simulator()
+    job = next(d["jobId"] for d in sim.fleet_summary() if d["name"] == "orders-etl")
+    # Nothing listens on port 9: the console must not start a simulator in its place.
+    proc = run_console(
+        tmp_path,
+        f"sim fleet\njob {job}\n",
+        FLINKDIAG_ENDPOINT="http://127.0.0.1:9",
+        FLINKDIAG_WORKSPACE="ws-demo",
+        FLINKDIAG_NAMESPACES="default-namespace,analytics",
+        FLINKDIAG_MAX_RETRIES="0",
+        ALIBABA_CLOUD_ACCESS_KEY_ID="ak",
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET="secret",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "built-in Flink API simulator" not in proc.stdout
+    assert "No built-in simulator is running" in after(proc.stdout, "sim fleet")
+    assert "The Flink API at `127.0.0.1:9` could not be reached." in after(proc.stdout, f"job {job}")
+
+
+async def test_watch_alerts_while_the_console_waits_for_input(tmp_path):
+    env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
+    proc = await asyncio.create_subprocess_exec(
+        *FLINKDIAG,
+        "console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    seen: list[str] = []
+
+    async def read_until(needle: str) -> None:
+        while not seen or needle not in seen[-1]:
+            line = await proc.stdout.readline()
+            assert line, f"console ended before printing {needle!r}:\n{''.join(seen)}"
+            seen.append(line.decode())
+
+    try:
+        # payments-fraud-scoring is HIGH in the default fleet: HIGH needs no confirming check,
+        # so the first sweep alerts. The console must print it while it sits waiting on stdin.
+        proc.stdin.write(b"watch deployment payments-fraud-scoring --every 1s\n")
+        await proc.stdin.drain()
+        await asyncio.wait_for(read_until("Watching deployment payments-fraud-scoring"), 10)
+        await asyncio.wait_for(read_until("High risk: payments-fraud-scoring"), 10)
+        proc.stdin.write(b"quit\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
+        rest, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "".join(seen) + rest.decode()
+    assert proc.returncode == 0, err.decode()
+    alert_at = text.index("High risk: payments-fraud-scoring")
+    # Posted to the channel (not only to the person who asked), with the watch's buttons.
+    assert text.rfind("flinkdiag says (#clocal):", 0, alert_at) > text.index("Watching deployment")
+    assert re.search(r"\[\d+\] .*Unwatch", text[alert_at:])
