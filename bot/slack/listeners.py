@@ -67,7 +67,7 @@ class SlackDeps:
     diagnoser: DiagnosisService
     defaults: Any  # ChannelDefaultsRepo
     renderer: Any  # bot.slack.render.Renderer
-    watch_commands: Any = None  # bot.watch.commands handler, when watching is enabled
+    watch_commands: Any  # bot.slack.watch_listeners.WatchCommands
     tracker: Tracker = field(default_factory=Tracker)
 
 
@@ -83,6 +83,15 @@ class StaleButton(FlinkError):
     kind = "stale_button"
     default_sentence = (
         "I can't read that button (it may come from an older version of me); run the command again."
+    )
+
+
+def _requester(body: dict[str, Any]) -> Requester:
+    """Who pressed a button, and where (from a block_actions payload)."""
+    return Requester(
+        (body.get("team") or {}).get("id", ""),
+        (body.get("channel") or {}).get("id", ""),
+        (body.get("user") or {}).get("id", ""),
     )
 
 
@@ -217,9 +226,6 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await run_after_ack(defaults_cmd(cmd, command, respond), respond, rid=rid)
             return
         if isinstance(cmd, WatchCommand | UnwatchCommand | WatchesCommand | ReportCommand):
-            if deps.watch_commands is None:
-                await ack(**renderer.render_error("Watching is not enabled on this bot.").to_slack())
-                return
             await ack()
             await run_after_ack(deps.watch_commands.handle(cmd, command, respond), respond, rid=rid)
             return
@@ -231,11 +237,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         await ack()
         new_request_id("a-")
-        who = Requester(
-            body.get("team", {}).get("id", ""),
-            (body.get("channel") or {}).get("id", ""),
-            (body.get("user") or {}).get("id", ""),
-        )
+        who = _requester(body)
         ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
 
         async def work() -> None:
@@ -299,11 +301,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await report_failure(StaleButton(), respond, renderer)
             return
         target = choice.target
-        who = Requester(
-            body.get("team", {}).get("id", ""),
-            (body.get("channel") or {}).get("id", ""),
-            (body.get("user") or {}).get("id", ""),
-        )
+        who = _requester(body)
 
         async def work() -> None:
             result = await deps.diagnoser.diagnose_target(who, target)
@@ -317,11 +315,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         presser; the alert itself belongs to the watch and is kept as it is."""
         await ack()
         new_request_id("a-")
-        who = Requester(
-            body.get("team", {}).get("id", ""),
-            (body.get("channel") or {}).get("id", ""),
-            (body.get("user") or {}).get("id", ""),
-        )
+        who = _requester(body)
 
         async def work() -> None:
             target, _ = _target_from_value(action.get("value") or "{}")
@@ -343,8 +337,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         usage = renderer.render_usage()
         await client.views_publish(user_id=event["user"], view={"type": "home", "blocks": usage.blocks})
 
-    if deps.watch_commands is not None:
-        deps.watch_commands.register_actions(app, run_after_ack)
+    deps.watch_commands.register_actions(app, run_after_ack)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:

@@ -48,21 +48,7 @@ def target_key(kind: str, namespace: str, deployment_id: str | None) -> str:
 
 
 def _watch(m: Any) -> Watch:
-    return Watch(
-        id=m["id"],
-        team_id=m["team_id"],
-        channel_id=m["channel_id"],
-        kind=m["kind"],
-        workspace=m["workspace"],
-        namespace=m["namespace"],
-        deployment_id=m["deployment_id"],
-        deployment_name=m["deployment_name"],
-        min_risk=m["min_risk"],
-        interval_seconds=m["interval_seconds"],
-        created_by=m["created_by"],
-        created_at=m["created_at"],
-        paused_reason=m["paused_reason"],
-    )
+    return Watch.model_validate({k: m[k] for k in Watch.model_fields})
 
 
 def _state(m: Any) -> TargetState:
@@ -257,24 +243,8 @@ class WatchStore:
 
     @staticmethod
     def _target(m: Any) -> WatchTarget:
-        return WatchTarget(
-            id=m["id"],
-            watch_id=m["watch_id"],
-            team_id=m["team_id"],
-            channel_id=m["channel_id"],
-            workspace=m["workspace"],
-            namespace=m["namespace"],
-            deployment_id=m["deployment_id"],
-            deployment_name=m["deployment_name"],
-            min_risk=m["min_risk"],
-            interval_seconds=m["interval_seconds"],
-            state=_state(m),
-            anchor_ts=m["anchor_ts"],
-            job_id=m["job_id"],
-            top_symptom=m["top_symptom"],
-            muted=bool(m["muted"]),
-            next_check_at=m["next_check_at"],
-        )
+        columns = {k: m[k] for k in WatchTarget.model_fields if k not in {"state", "muted"}}
+        return WatchTarget(**columns, state=_state(m), muted=bool(m["muted"]))
 
     async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]:
         """Take every due, unleased target of an unpaused watch (up to `limit`) for this replica."""
