@@ -68,3 +68,16 @@ async def test_hostile_symptom_text_is_escaped_end_to_end(stack):
     for raw in ("<!channel>", "<@U0ADMIN>", "<https://evil.example", "<!here>"):
         assert raw not in text
     assert "&lt;!channel&gt;" in text and "&amp;" in text
+
+
+async def test_an_answer_slack_refuses_is_replaced_by_a_short_note_and_logged(stack, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    stack.slack.fail_next("response_url", "invalid_blocks", status=400)
+    reply = await stack.driver.command("deployment orders-etl", channel="CREF", user="U1")
+    assert reply.status == 200
+    await stack.settle()
+    last = stack.slack.channel_messages("CREF")[-1]
+    assert "Slack refused my answer" in all_text(last) and "invalid_blocks" in all_text(last)
+    assert any(r.getMessage() == "slack refused a response" for r in caplog.records)

@@ -20,6 +20,28 @@ log = logging.getLogger("flinkdiag.slack")
 Respond = Callable[..., Awaitable[Any]]
 
 
+class ResponseRejected(Exception):
+    """Slack answered a response_url post with an error (slack_sdk returns it, never raises)."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"response_url answered {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+
+
+def checked(respond: Respond) -> Respond:
+    """`respond` that raises ResponseRejected instead of silently returning an error status."""
+
+    async def call(**kwargs: Any) -> Any:
+        resp = await respond(**kwargs)
+        status = getattr(resp, "status_code", 200)
+        if status >= 400:
+            raise ResponseRejected(status, str(getattr(resp, "body", "")))
+        return resp
+
+    return call
+
+
 def describe_failure(exc: BaseException) -> tuple[str, str | None]:
     """(sentence for the user, hint) for an exception."""
     if isinstance(exc, FlinkError):
@@ -29,6 +51,11 @@ def describe_failure(exc: BaseException) -> tuple[str, str | None]:
         return (
             "The Flink API did not answer in time, so I gave up on this diagnosis.",
             "Try again in a minute.",
+        )
+    if isinstance(exc, ResponseRejected):
+        return (
+            f"Slack refused my answer ({exc.body[:80] or exc.status}), so this short note is all I can show.",
+            "Try again, or use `/flinkdiag` in a channel with fewer restrictions.",
         )
     if isinstance(exc, SlackApiError):
         error = exc.response.get("error") if exc.response is not None else None
@@ -40,7 +67,9 @@ def log_failure(exc: BaseException, **fields: Any) -> str:
     """Log a failure with its ref; return the ref."""
     ref = request_id.get()
     extra: dict[str, Any] = dict(fields)
-    if isinstance(exc, FlinkError):
+    if isinstance(exc, ResponseRejected):
+        log.error("slack refused a response", extra={**extra, "status": exc.status, "body": exc.body[:200]})
+    elif isinstance(exc, FlinkError):
         extra.update({k: v for k, v in exc.log_fields().items() if v is not None})
         level = (
             logging.ERROR
@@ -67,6 +96,6 @@ async def report_failure(
     sentence, hint = describe_failure(exc)
     message = renderer.render_error(sentence, ref=ref, hint=hint)
     try:
-        await respond(**message.to_slack(), response_type="ephemeral", replace_original=replace)
+        await checked(respond)(**message.to_slack(), response_type="ephemeral", replace_original=replace)
     except Exception as e:  # the answer itself failed: the log is all that is left
         log.error("could not deliver the error message", exc_info=e, extra={"ref": ref})

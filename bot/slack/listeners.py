@@ -34,7 +34,7 @@ from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
 from bot.diagnosis.service import DiagnosisService, Requester, RunResult
 from bot.flink.errors import FlinkError
 from bot.logs import new_request_id
-from bot.slack.errors import report_failure
+from bot.slack.errors import checked, report_failure
 from bot.slack.render import parse_action_value
 
 log = logging.getLogger("flinkdiag.slack")
@@ -106,6 +106,14 @@ def _describe(cmd: Any) -> str:
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     """Attach every flinkdiag listener to `app`."""
     settings, renderer = deps.settings, deps.renderer
+
+    @app.middleware
+    async def checked_respond(context: Any, next: Callable[[], Awaitable[Any]]) -> Any:
+        # slack_sdk returns a response_url's error status instead of raising: without this an
+        # answer Slack refused (invalid_blocks, msg_too_long, expired url) would vanish silently.
+        if context.response_url:
+            context["respond"] = checked(context.respond)
+        return await next()
 
     async def run_after_ack(
         work: Awaitable[None],
