@@ -172,62 +172,221 @@ def test_overflow_without_list_items_still_fits_and_keeps_actions():
     _sdk_ok(out.blocks)
 
 
+def _button(action_id: str, text: str = "x", **more: str) -> dict:
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text}} | more
+
+
+def _one(block: dict) -> dict:
+    """`block` fitted alone, so each per-block limit binds before the message's total does."""
+    out = enforce_limits(Message(text="t", blocks=[block]))
+    assert problems(out) == []
+    _sdk_ok(out.blocks)
+    (fitted,) = out.blocks
+    return fitted
+
+
 def test_every_per_block_limit_is_enforced():
     long = escape_mrkdwn("<x>&" * 3000)
+    header = _one(
+        {"type": "header", "block_id": "h" * 300, "text": {"type": "plain_text", "text": "H" * 500}}
+    )
+    assert len(header["block_id"]) == 255
+    assert slack_len(header["text"]["text"]) == 150 and header["text"]["text"].endswith("…")
+
+    section = _one(_section(long))["text"]["text"]
+    assert 2990 <= slack_len(section) <= 3000 and section.endswith("…")
+    assert PARTIAL_ENTITY.search(section[:-1]) is None
+
+    many = _one({"type": "section", "fields": [{"type": "mrkdwn", "text": "f"} for _ in range(15)]})
+    assert len(many["fields"]) == 10
+    # Three long fields stay inside the total, so the field limit is what cuts them.
+    wide = _one({"type": "section", "fields": [{"type": "mrkdwn", "text": long} for _ in range(3)]})
+    assert all(1990 <= slack_len(f["text"]) <= 2000 and f["text"].endswith("…") for f in wide["fields"])
+
+    context = _one({"type": "context", "elements": [{"type": "mrkdwn", "text": "c"} for _ in range(14)]})
+    assert len(context["elements"]) == 10
+    wide = _one({"type": "context", "elements": [{"type": "mrkdwn", "text": long} for _ in range(3)]})
+    assert all(1990 <= slack_len(e["text"]) <= 2000 for e in wide["elements"])
+
+    actions = _one(
+        {
+            "type": "actions",
+            "elements": [_button(f"a{i}" + "x" * 300, "B" * 100, value="v") for i in range(30)],
+        }
+    )
+    assert len(actions["elements"]) == 25
+    assert all(len(e["action_id"]) == 255 and slack_len(e["text"]["text"]) == 75 for e in actions["elements"])
+    # A value that is too long can't be cut (it would no longer parse): that button goes.
+    kept = _one({"type": "actions", "elements": [_button("big", value="v" * 2001), _button("ok", value="v")]})
+    assert [e["action_id"] for e in kept["elements"]] == ["ok"]
+
+    assert _one(_section(""))["text"]["text"] == "—"
+    assert slack_len(enforce_limits(Message(text="x" * 5000, blocks=[])).text) == 3000
+
+
+def test_all_of_it_at_once_still_fits_the_total():
+    long = escape_mrkdwn("<x>&" * 3000)
     blocks = [
-        {"type": "header", "block_id": "h" * 300, "text": {"type": "plain_text", "text": "H" * 500}},
+        {"type": "header", "text": {"type": "plain_text", "text": "H" * 500}},
         _section(long),
         {"type": "section", "fields": [{"type": "mrkdwn", "text": long} for _ in range(15)]},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": long} for _ in range(14)]},
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": f"a{i}" + "x" * 300,
-                    "text": {"type": "plain_text", "text": "B" * 100},
-                    "value": "v",
-                }
-                for i in range(30)
-            ],
-        },
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": "big",
-                    "text": {"type": "plain_text", "text": "x"},
-                    "value": "v" * 2001,
-                },
-                {
-                    "type": "button",
-                    "action_id": "ok",
-                    "text": {"type": "plain_text", "text": "x"},
-                    "value": "v",
-                },
-            ],
-        },
-        _section(""),
+        {"type": "actions", "elements": [_button(f"a{i}", "B" * 100) for i in range(30)]},
     ]
-    out = enforce_limits(Message(text="x" * 5000, blocks=blocks))
-    header, section, fields, context, actions, actions2, empty = out.blocks
-    assert len(header["block_id"]) <= 255
-    assert slack_len(header["text"]["text"]) <= 150 and header["text"]["text"].endswith("…")
-    assert slack_len(section["text"]["text"]) <= 3000 and section["text"]["text"].endswith("…")
-    assert PARTIAL_ENTITY.search(section["text"]["text"][:-1]) is None
-    assert len(fields["fields"]) == 10
-    assert all(slack_len(f["text"]) <= 2000 for f in fields["fields"])
-    assert len(context["elements"]) == 10
-    assert all(slack_len(e["text"]) <= 2000 for e in context["elements"])
-    assert len(actions["elements"]) == 25
-    assert all(len(e["action_id"]) <= 255 and slack_len(e["text"]["text"]) <= 75 for e in actions["elements"])
-    # A value that is too long can't be cut (it would no longer parse): that button goes.
-    assert [e["action_id"] for e in actions2["elements"]] == ["ok"]
-    assert empty["text"]["text"] == "—"
-    assert slack_len(out.text) <= 3000
+    out = enforce_limits(Message(text="t", blocks=blocks))
+    # Nothing here is a list item: every block stays, its texts cut.
+    assert [b["type"] for b in out.blocks] == ["header", "section", "section", "context", "actions"]
+    assert bk.MAX_TOTAL_TEXT - 100 <= bk.text_len(out.blocks) <= bk.MAX_TOTAL_TEXT
+    section, fields, context = (
+        out.blocks[1]["text"]["text"],
+        out.blocks[2]["fields"],
+        out.blocks[3]["elements"],
+    )
+    assert section.endswith("…") and PARTIAL_ENTITY.search(section[:-1]) is None
+    # The longest texts are cut to one length; button labels (75) are short enough to stay whole.
+    assert {slack_len(f["text"]) for f in fields} | {slack_len(e["text"]) for e in context} <= set(
+        range(slack_len(section) - 5, slack_len(section) + 1)
+    )
+    assert slack_len(section) < 500
+    assert all(b["text"]["text"] == "B" * 74 + "…" for b in out.blocks[4]["elements"])
     _sdk_ok(out.blocks)
     assert problems(out) == []
+
+
+# --- the message's total text -----------------------------------------------------------------
+
+
+def _diagnosis_like(items: int, size: int) -> list[dict]:
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "High risk · orders"}},
+        {"type": "section", "block_id": "facts", "fields": [{"type": "mrkdwn", "text": "*Health*\n12"}]},
+        _section("*Since yesterday*\nRisk up", "change"),
+        {"type": "divider"},
+        _section("*Startup* · 10", "cat.startup"),
+    ]
+    blocks += [_section(f"symptom {i} " + "d" * size, f"sym.{i}") for i in range(min(items, 10))]
+    blocks += [_section("*Runtime*", "cat.runtime")]
+    blocks += [_section(f"symptom {i} " + "d" * size, f"sym.{i}") for i in range(10, items)]
+    blocks += [_actions(), {"type": "context", "block_id": "shared_by", "elements": [_mrkdwn("Shared by x")]}]
+    return blocks
+
+
+def _mrkdwn(text: str) -> dict:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _overflow_text(out: Message) -> str:
+    (summary,) = [b for b in out.blocks if b.get("block_id") == "overflow"]
+    return summary["elements"][0]["text"]
+
+
+@pytest.mark.parametrize(("items", "size"), [(30, 2500), (300, 1000), (12, 2900), (40, 10), (60, 10)])
+def test_long_items_are_summarised_within_the_total_and_the_rest_survives(items, size):
+    blocks = _diagnosis_like(items, size)
+    out = enforce_limits(Message(text="t", blocks=blocks))
+    assert bk.message_text_len(out) <= bk.MAX_TOTAL_TEXT
+    ids = [b.get("block_id") for b in out.blocks]
+    kept = [i for i in ids if str(i).startswith("sym.")]
+    if len(blocks) <= bk.MAX_BLOCKS and items * size <= bk.MAX_TOTAL_TEXT - 500:
+        assert kept == [f"sym.{i}" for i in range(items)] and "overflow" not in ids
+        return
+    # The first items in order, then one line saying how many more there are.
+    assert kept == [f"sym.{i}" for i in range(len(kept))] and 0 < len(kept) < items
+    assert _overflow_text(out) == f"…and {items - len(kept)} more symptoms — see the Flink console for all"
+    assert ids.index("overflow") == ids.index(kept[-1]) + 1
+    # Dropping stops as soon as the rest fits: one more item would not have.
+    if len(out.blocks) < bk.MAX_BLOCKS:
+        assert bk.message_text_len(out) + slack_len(blocks[5]["text"]["text"]) > bk.MAX_TOTAL_TEXT - 200
+    assert out.blocks[0]["type"] == "header"
+    assert {"facts", "change", "actions", "shared_by"} <= set(ids)
+    assert ids[-2:] == ["actions", "shared_by"]
+    # A category whose items all went is not left as a heading of nothing.
+    assert ("cat.runtime" in ids) == any(int(k.split(".")[1]) >= 10 for k in kept)
+    _sdk_ok(out.blocks)
+    assert problems(out) == []
+
+
+def test_what_may_not_be_dropped_is_cut_instead():
+    fields = [{"type": "mrkdwn", "text": f"*Fact {i}*\n" + "v" * 1990} for i in range(10)]
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "H"}},
+        {"type": "section", "block_id": "facts", "fields": fields},
+        _section("c" * 2900, "change"),
+        _section("s" * 2900, "sym.0"),
+        _actions(),
+        {"type": "context", "block_id": "shared_by", "elements": [_mrkdwn("Shared by x")]},
+    ]
+    out = enforce_limits(Message(text="t", blocks=blocks))
+    ids = [b.get("block_id") for b in out.blocks]
+    assert ids == [None, "facts", "change", "overflow", "actions", "shared_by"]
+    assert "…and 1 more symptom —" in _overflow_text(out)
+    facts = out.blocks[1]["fields"]
+    assert len(facts) == 10
+    assert all(f["text"].startswith(f"*Fact {i}*") and f["text"].endswith("…") for i, f in enumerate(facts))
+    assert out.blocks[2]["text"]["text"].startswith("ccc") and out.blocks[2]["text"]["text"].endswith("…")
+    assert out.blocks[4]["elements"][0]["text"]["text"] == "Go"
+    assert out.blocks[5]["elements"][0]["text"] == "Shared by x"
+    assert bk.message_text_len(out) <= bk.MAX_TOTAL_TEXT
+    assert problems(out) == []
+
+
+def test_too_many_blocks_never_drops_what_a_message_is_about():
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "H"}},
+        {"type": "section", "block_id": "facts", "fields": [_mrkdwn("*Health*\n1")]},
+        _section("changed", "change"),
+    ]
+    blocks += [_section(f"plain {i}") for i in range(60)]
+    blocks += [_actions(), {"type": "context", "block_id": "shared_by", "elements": [_mrkdwn("Shared by x")]}]
+    out = enforce_limits(Message(text="t", blocks=blocks))
+    assert len(out.blocks) == bk.MAX_BLOCKS
+    ids = [b.get("block_id") for b in out.blocks]
+    assert out.blocks[0]["type"] == "header" and ids[1:3] == ["facts", "change"]
+    assert ids[-2:] == ["actions", "shared_by"]
+    assert _overflow_text(out) == "…and 16 more blocks (message too long for Slack)"
+
+
+def test_a_message_within_both_limits_is_left_as_it_is():
+    blocks = _diagnosis_like(3, 2000)
+    out = enforce_limits(Message(text="t", blocks=blocks))
+    assert out.blocks == blocks
+
+
+@pytest.mark.parametrize("attached", [50, 2900])
+def test_attachments_share_the_total(attached):
+    att = [{"color": "#fff", "blocks": [_section("a" * attached, "summary")]}]
+    out = enforce_limits(Message(text="t", blocks=_diagnosis_like(30, 1000), attachments=att))
+    assert bk.message_text_len(out) <= bk.MAX_TOTAL_TEXT
+    summary = out.attachments[0]["blocks"][0]["text"]["text"]
+    # Attachments get at most a quarter; the message itself gets what they left.
+    assert slack_len(summary) == min(attached, bk.MAX_TOTAL_TEXT // 4)
+    assert bk.text_len(out.blocks) > bk.MAX_TOTAL_TEXT - slack_len(summary) - 1200
+    assert problems(out) == []
+
+
+def test_text_len_counts_every_text_in_utf16_units():
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "😀ab"}},
+        {"type": "section", "text": _mrkdwn("x" * 10), "fields": [_mrkdwn("f" * 3)]},
+        {"type": "context", "elements": [_mrkdwn("c" * 4)]},
+        {
+            "type": "actions",
+            "elements": [
+                _button("a", "Go")
+                | {
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "T"},
+                        "text": _mrkdwn("sure?"),
+                        "confirm": {"type": "plain_text", "text": "Yes"},
+                        "deny": {"type": "plain_text", "text": "No"},
+                    }
+                }
+            ],
+        },
+    ]
+    assert bk.text_len(blocks) == 4 + 10 + 3 + 4 + 2 + 1 + 5 + 3 + 2
+    m = Message(text="fallback is not counted", blocks=blocks, attachments=[{"blocks": [_section("abc")]}])
+    assert bk.message_text_len(m) == bk.text_len(blocks) + 3
 
 
 def test_fallback_text_is_never_empty():
@@ -253,6 +412,11 @@ def test_problems_reports_what_slack_would_refuse():
     assert any("field longer" in p for p in problems(long_field))
     too_long_section = Message(text="t", blocks=[_section("x" * 3001)])
     assert problems(too_long_section)
+    # Each block within its limits, yet together past the total: counted across attachments too.
+    near = [_section("x" * 2900) for _ in range(3)]
+    assert problems(Message(text="t", blocks=near)) == []
+    past = Message(text="t", blocks=near, attachments=[{"blocks": [_section("y" * 301)]}])
+    assert problems(past) == [f"block texts add up to 9001 characters (max {bk.MAX_TOTAL_TEXT})"]
     assert problems(Message(text="t", blocks=[_section("fine")])) == []
 
 

@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.diagnosis.report import Change, DiagnosisRun, Snapshot, SymptomKey, Target, compare
 from bot.flink.models import JobDiagnosis
+from bot.slack.blocks import problems
 from bot.slack.render import (
     PACKAGED_TEMPLATES,
     Message,
@@ -118,9 +119,26 @@ def _strings(obj: Any) -> list[str]:
     return []
 
 
+def _text_total(message: Message) -> int:
+    """Every `text` string in the blocks and attachment blocks, counted independently of blocks.py."""
+
+    def count(obj: Any) -> int:
+        if isinstance(obj, dict):
+            own = _len(obj["text"]) if isinstance(obj.get("text"), str) else 0
+            return own + sum(count(v) for k, v in obj.items() if k != "text" or not isinstance(v, str))
+        if isinstance(obj, list):
+            return sum(count(v) for v in obj)
+        return 0
+
+    return count(message.blocks) + count([a.get("blocks") for a in message.attachments or []])
+
+
 def check(message: Message, *, mention: str | None = None) -> dict[str, Any]:
     """Everything a posted message must satisfy; returns the kwargs as Slack would receive them."""
     assert isinstance(message, Message)
+    assert problems(message) == []
+    # Slack refuses block texts past ~12-13k in total (msg_blocks_too_long); we stop at 9000.
+    assert _text_total(message) <= 9000
     kwargs = message.to_slack()
     assert kwargs["text"].strip() and _len(kwargs["text"]) <= 3000
     _check_blocks(kwargs["blocks"])
@@ -311,21 +329,40 @@ def test_unknown_risk_level_is_shown_verbatim():
     assert m.attachments[0]["color"] == "#8e44ad"
 
 
-def test_flood_is_summarised_with_the_right_count_and_buttons_survive():
-    m = render_diagnosis(run_of(PAYLOADS["huge"]), run_id="r1", shared_by="U0123ABC")
+@pytest.mark.parametrize("big", [10_000, 20])
+def test_flood_is_summarised_with_the_right_count_and_buttons_survive(big):
+    """300 symptoms of 10k characters, or of 20: the total text binds, or the block count."""
+    payload = json.loads(json.dumps(PAYLOADS["huge"]).replace("x" * 10_000, "x" * big))
+    run = run_of(payload)
+    previous = Snapshot(
+        risk="RISK_LEVEL_MID", health_score=80, symptoms=[], diagnosed_at=NOW - timedelta(hours=1)
+    )
+    m = render_diagnosis(run, change=compare(previous, run.snapshot()), run_id="r1", shared_by="U0123ABC")
     check(m, mention="<@U0123ABC>")
-    assert len(m.blocks) == 50
+    assert _text_total(m) <= 9000
     shown = [b for b in m.blocks if str(b.get("block_id", "")).startswith("sym.")]
+    assert [b["block_id"] for b in shown] == [f"sym.{i}" for i in range(len(shown))]
     summary = [b for b in m.blocks if b.get("block_id") == "overflow"]
     assert len(summary) == 1
-    assert f"…and {300 - len(shown)} more symptoms" in summary[0]["elements"][0]["text"]
+    text = summary[0]["elements"][0]["text"]
+    assert text == f"…and {300 - len(shown)} more symptoms — see the Flink console for all"
     assert shown[0]["text"]["text"].startswith("*Symptom 0 xxx")
-    # Long texts are cut with an ellipsis; 10k descriptions never reach Slack whole.
-    assert all("…" in b["text"]["text"] for b in shown)
-    assert all(len(b["text"]["text"]) < 3000 for b in shown)
+    if big == 10_000:
+        # Long texts are cut with an ellipsis; 10k descriptions never reach Slack whole, and a
+        # few of them already fill the message.
+        assert all("…" in b["text"]["text"] for b in shown)
+        assert all(len(b["text"]["text"]) < 3000 for b in shown)
+        assert 1 <= len(shown) <= 5 and len(m.blocks) < 20
+    else:
+        assert len(m.blocks) == 50 and _text_total(m) < 6000
     ids = [b.get("block_id") for b in m.blocks]
-    assert "actions" in ids and "shared_by" in ids
+    # What the message is about survives: header, facts, what changed, buttons, who shared it.
+    assert m.blocks[0]["type"] == "header"
+    assert {"facts", "change", "actions", "shared_by"} <= set(ids)
+    assert ids[-2:] == ["actions", "shared_by"]
+    assert "*Symptoms*\n300" in _all_text(m)
     assert "300 symptoms" in m.text
+    assert "300 symptoms" in m.attachments[0]["blocks"][0]["elements"][0]["text"]
 
 
 def test_hostile_text_is_shown_not_parsed():
@@ -546,7 +583,8 @@ def test_job_choice_flood_is_summarised():
     m = render_job_choice("many", [target(namespace=f"ns-{i}") for i in range(80)])
     check(m)
     shown = sum(1 for b in m.blocks if str(b.get("block_id", "")).startswith("choice."))
-    assert f"…and {80 - shown} more matches" in _all_text(m)
+    assert 0 < shown < 49  # the total text binds before the block count
+    assert f"…and {80 - shown} more matches — add `--namespace` to narrow it down" in _all_text(m)
 
 
 def test_render_text_escapes():
@@ -631,6 +669,10 @@ def test_operator_template_output_is_still_held_to_the_limits(tmp_path):
     m = Renderer(str(tmp_path)).render_text("y" * 5000)
     check(m)
     assert len(m.blocks) == 50
+    assert _text_total(m) <= 9000
+    # Sections are no list items: the tail goes for the count, the rest is cut for the total.
+    assert m.blocks[-1]["elements"][0]["text"] == "…and 31 more blocks (message too long for Slack)"
+    assert all(b["text"]["text"].startswith("yyy") and b["text"]["text"].endswith("…") for b in m.blocks[:-1])
 
 
 def test_a_missing_operator_folder_just_uses_the_packaged_templates(tmp_path):

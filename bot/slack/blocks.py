@@ -15,7 +15,7 @@ import copy
 import logging
 import re
 import unicodedata
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -37,17 +37,40 @@ MAX_BUTTON_URL = 3000
 MAX_ID = 255
 # The brief's own bound for the notification fallback; Slack truncates past 40,000.
 MAX_FALLBACK_TEXT = 3000
+# All text objects of a message's blocks and attachment blocks together. Slack refuses a message
+# whose block texts add up past an undocumented total with `msg_blocks_too_long`, long before 50
+# sections of 3000 would: bolt-js#2509 found 13,297 characters of markdown blocks accepted and
+# less once dividers were added; bolt-js#2867 saw 11,341 characters (every `.text` summed, as
+# here) refused by chat.postMessage while respond() took the same blocks. A maintainer spoke of
+# "12,000 text characters with a buffer for block containers". 9000 keeps a margin under all of
+# that (unverified: Slack documents no such limit).
+MAX_TOTAL_TEXT = 9000
+# The "…and N more" line is cut to this, so room for it can be set aside before it is written.
+MAX_SUMMARY_TEXT = 200
 
 ELLIPSIS = "…"
 
+
+class ItemKind(NamedTuple):
+    """What a list item is called in the "…and N more" line, and where to find the rest."""
+
+    one: str
+    many: str
+    hint: str
+
+
 # Block ids with these prefixes mark list items that may be summarised away when a message has
-# too many blocks; the value names what is counted in the "…and N more" line.
-ITEM_PREFIXES: dict[str, tuple[str, str]] = {
-    "sym": ("symptom", "symptoms"),
-    "choice": ("match", "matches"),
+# too many blocks or too much text.
+ITEM_PREFIXES: dict[str, ItemKind] = {
+    # Re-running shows the same list cut the same way; the console lists every symptom.
+    "sym": ItemKind("symptom", "symptoms", "see the Flink console for all"),
+    "choice": ItemKind("match", "matches", "add `--namespace` to narrow it down"),
 }
 # Titles of item groups: dropped with their items, never counted.
 GROUP_PREFIXES: tuple[str, ...] = ("cat",)
+# What a message is about: never dropped to make room (headers and actions blocks neither).
+# Templates give these ids to the key facts, the change section and the shared-by line.
+KEEP_BLOCK_IDS: frozenset[str] = frozenset({"facts", "change", "shared_by"})
 
 
 class Message(BaseModel):
@@ -275,74 +298,160 @@ def _prefix(block: dict[str, Any]) -> str:
     return bid.split(".", 1)[0] if isinstance(bid, str) else ""
 
 
+def _text_objects(obj: Any) -> list[dict[str, Any]]:
+    """Every dict holding a `text` string, depth first: text objects, fields, context elements,
+    button labels and confirm dialogs alike."""
+    if isinstance(obj, list):
+        return [o for v in obj for o in _text_objects(v)]
+    if not isinstance(obj, dict):
+        return []
+    own = [obj] if isinstance(obj.get("text"), str) else []
+    return own + [
+        o for k, v in obj.items() if k != "text" or not isinstance(v, str) for o in _text_objects(v)
+    ]
+
+
+def text_len(blocks: Any) -> int:
+    """The characters (UTF-16 units) of every text in `blocks`, as counted against MAX_TOTAL_TEXT."""
+    return sum(slack_len(o["text"]) for o in _text_objects(blocks))
+
+
+def message_text_len(message: Message) -> int:
+    """Text of the message's blocks and attachment blocks together (the fallback is not counted)."""
+    attached = [a.get("blocks") or [] for a in message.attachments or [] if isinstance(a, dict)]
+    return text_len(message.blocks) + text_len(attached)
+
+
 def _summary_block(counts: dict[str, int], other: int) -> dict[str, Any]:
     parts = []
     for prefix, n in counts.items():
         if n:
-            one, many = ITEM_PREFIXES[prefix]
-            parts.append(f"{n} more {one if n == 1 else many}")
+            kind = ITEM_PREFIXES[prefix]
+            parts.append(f"{n} more {kind.one if n == 1 else kind.many}")
     if other:
         parts.append(f"{other} more block{'s' if other != 1 else ''}")
-    text = "…and " + ", ".join(parts) + " (message too long for Slack)"
+    listed = [p for p, n in counts.items() if n]
+    if len(listed) == 1 and not other:
+        tail = " — " + ITEM_PREFIXES[listed[0]].hint
+    else:
+        tail = " (message too long for Slack)"
+    text = cut("…and " + ", ".join(parts) + tail, MAX_SUMMARY_TEXT)
     return {"type": "context", "block_id": "overflow", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _fit_count(blocks: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Keep at most `limit` blocks: drop list items from the end and say how many were dropped.
+def _kept(block: dict[str, Any]) -> bool:
+    return block.get("type") in ("header", "actions") or block.get("block_id") in KEEP_BLOCK_IDS
 
-    Blocks that are not list items (header, facts, actions, the shared-by line) are kept, so the
-    buttons survive a flood of symptoms.
+
+def _cap_texts(blocks: list[dict[str, Any]], budget: int) -> None:
+    """Cut the longest texts, all to one length, until every text together fits `budget`.
+
+    The last resort when what is left is still too long (ten fields of 2000, say): the longest
+    texts lose most, and short ones such as button labels stay whole unless nothing else is left.
     """
-    if len(blocks) <= limit:
+    objs = _text_objects(blocks)
+    lens = [slack_len(o["text"]) for o in objs]
+    if sum(lens) <= budget:
+        return
+    lo, hi = 1, max(lens)  # the largest cap at which the capped lengths still fit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(min(n, mid) for n in lens) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    for o, n in zip(objs, lens, strict=True):
+        if n > lo:
+            o["text"] = cut(o["text"], lo)
+
+
+def _fit_size(blocks: list[dict[str, Any]], limit: int, budget: int) -> list[dict[str, Any]]:
+    """At most `limit` blocks whose texts add up to at most `budget`.
+
+    List items go first, from the end, with a "…and N more" line in their place, so the first
+    items, the header, the key facts, the change section, the buttons and the shared-by line
+    survive a flood of symptoms. Without enough list items (an operator template?) other blocks
+    go from the tail while there are too many; texts still too long together are cut last,
+    which loses less of a block than dropping it would.
+    """
+    sizes = [text_len(b) for b in blocks]
+    if len(blocks) <= limit and sum(sizes) <= budget:
         return blocks
+    dropped: set[int] = set()
+    kept_text = sum(sizes)
+
+    def drop(i: int) -> None:
+        nonlocal kept_text
+        dropped.add(i)
+        kept_text -= sizes[i]
+
+    def over_count() -> bool:
+        # Once anything is dropped, the summary line takes a block too.
+        return len(blocks) - len(dropped) + (1 if dropped else 0) > limit
+
+    def over_text() -> bool:
+        return kept_text + MAX_SUMMARY_TEXT > budget
+
     droppable = [
         i for i, b in enumerate(blocks) if _prefix(b) in ITEM_PREFIXES or _prefix(b) in GROUP_PREFIXES
     ]
-    excess = len(blocks) - limit + 1  # +1 for the summary line
-    dropped: set[int] = set(droppable[-excess:]) if excess <= len(droppable) else set(droppable)
+    for i in reversed(droppable):
+        if not (over_count() or over_text()):
+            break
+        drop(i)
     # A group title left with none of its items would be a dangling heading.
     kept_droppable = [i for i in droppable if i not in dropped]
     while kept_droppable and _prefix(blocks[kept_droppable[-1]]) in GROUP_PREFIXES:
-        dropped.add(kept_droppable.pop())
+        drop(kept_droppable.pop())
     other = 0
-    if len(blocks) - len(dropped) + 1 > limit:
-        # Not enough list items (an operator template?): drop the tail, sparing actions blocks.
-        rest = [i for i in range(len(blocks)) if i not in dropped and blocks[i].get("type") != "actions"]
-        need = len(blocks) - len(dropped) + 1 - limit
-        tail = rest[-need:] if need <= len(rest) else rest
-        dropped.update(tail)
-        other = len(tail)
-    counts = {p: 0 for p in ITEM_PREFIXES}
-    for i in dropped:
-        p = _prefix(blocks[i])
-        if p in counts:
-            counts[p] += 1
-    first = min(dropped)
+    for i in reversed(range(len(blocks))):
+        if not over_count():
+            break
+        if i not in dropped and not _kept(blocks[i]):
+            drop(i)
+            other += 1
     out: list[dict[str, Any]] = []
-    for i, b in enumerate(blocks):
-        if i == first:
-            out.append(_summary_block(counts, other))
-        if i not in dropped:
-            out.append(b)
-    return out[:limit]
+    if dropped:
+        counts = {p: 0 for p in ITEM_PREFIXES}
+        for i in dropped:
+            p = _prefix(blocks[i])
+            if p in counts:
+                counts[p] += 1
+        first = min(dropped)
+        for i, b in enumerate(blocks):
+            if i == first:
+                out.append(_summary_block(counts, other))
+            if i not in dropped:
+                out.append(b)
+    else:
+        out = list(blocks)
+    # Still too many only when more blocks than the limit may not be dropped (an operator's template).
+    out = out[:limit]
+    _cap_texts(out, budget)
+    return out
 
 
-def _fit_blocks(blocks: list[Any], limit: int) -> list[dict[str, Any]]:
+def _fit_blocks(blocks: list[Any], limit: int, budget: int) -> list[dict[str, Any]]:
     fitted = [b for b in (_fit_block(b) for b in blocks if isinstance(b, dict)) if b is not None]
-    return _fit_count(fitted, limit)
+    return _fit_size(fitted, limit, budget)
 
 
 def enforce_limits(message: Message) -> Message:
     """A copy of `message` that fits Slack's limits: texts cut with "…", lists capped, the block
-    count summarised, a non-empty fallback text. Inputs must already be escaped."""
-    blocks = _fit_blocks(copy.deepcopy(message.blocks), MAX_BLOCKS)
+    count and the total text (MAX_TOTAL_TEXT) kept by summarising list items, a non-empty
+    fallback text. Inputs must already be escaped."""
     attachments = None
+    used = 0
     if message.attachments:
         attachments = []
         for a in copy.deepcopy(message.attachments):
             if isinstance(a, dict) and isinstance(a.get("blocks"), list):
-                a["blocks"] = _fit_blocks(a["blocks"], MAX_BLOCKS)
+                # Attachments carry a summary line; a quarter of the budget leaves the rest to
+                # the message itself, which is fitted last into what they left.
+                a["blocks"] = _fit_blocks(a["blocks"], MAX_BLOCKS, max(0, MAX_TOTAL_TEXT // 4 - used))
+                used += text_len(a["blocks"])
             attachments.append(a)
+    blocks = _fit_blocks(copy.deepcopy(message.blocks), MAX_BLOCKS, MAX_TOTAL_TEXT - used)
     text = " ".join(message.text.split()) if message.text.strip() else "flinkdiag"
     return Message(text=cut(text, MAX_FALLBACK_TEXT), blocks=blocks, attachments=attachments)
 
@@ -350,8 +459,8 @@ def enforce_limits(message: Message) -> Message:
 def problems(message: Message) -> list[str]:
     """Every way `message` would be refused by Slack that we can tell locally (empty if fine).
 
-    slack_sdk's models run their own checks lazily in `to_dict()`; the block count, field and
-    context lengths and the fallback are checked here because slack_sdk does not.
+    slack_sdk's models run their own checks lazily in `to_dict()`; the block count, the total
+    text, field and context lengths and the fallback are checked here because slack_sdk does not.
     """
     # Imported here so render code can be loaded without touching slack_sdk's model package.
     from slack_sdk.errors import SlackObjectFormationError
@@ -360,6 +469,9 @@ def problems(message: Message) -> list[str]:
     found: list[str] = []
     if not message.text.strip() or slack_len(message.text) > MAX_FALLBACK_TEXT:
         found.append("fallback text empty or too long")
+    total = message_text_len(message)
+    if total > MAX_TOTAL_TEXT:
+        found.append(f"block texts add up to {total} characters (max {MAX_TOTAL_TEXT})")
     groups = [("blocks", message.blocks)]
     for n, a in enumerate(message.attachments or []):
         groups.append((f"attachments[{n}].blocks", a.get("blocks") or []))

@@ -418,10 +418,6 @@ _LINE_NAME_MAX = 80
 _LINE_SYMPTOM_MAX = 100
 _LINE_MAX = 500
 _MORE_MAX = 290
-# Slack refuses a message whose block texts add up past an undocumented total
-# (`msg_blocks_too_long`, reported at 12–13k characters: bolt-js#2509, #2867), long before
-# 50 sections of 3000 would. Long lists therefore stop at this many characters (unverified).
-_LIST_TEXT_BUDGET = 9000
 # Rows are packed several to a section; one section stays under Slack's 3000.
 _SECTION_TEXT = 2800
 # A greedy pack of lines of at most _LINE_MAX fills each closed section past this much.
@@ -695,6 +691,16 @@ def _followup_context(notice: Notice, now: datetime, previous_risk: str | None) 
     return {"text": text, "sentence": sentence, "detail": detail, "where": " · ".join(bits)}
 
 
+def _list_budget(*fixed: str | None) -> int:
+    """What a long list may take of the message's total text (`blocks.MAX_TOTAL_TEXT`) once the
+    `fixed` texts and a closing "…and N more" line are placed.
+
+    Lists stop here, on a line, with counts by level that the limit pass could not give; its
+    summary line stays a safety net for operator templates.
+    """
+    return bk.MAX_TOTAL_TEXT - sum(bk.slack_len(x) for x in fixed if x) - _MORE_MAX
+
+
 def _items_that_fit(head: list[str], items: list[str], budget: int) -> int:
     """How many `items` fit after `head` in `budget` characters, leaving room for a "…and N more"
     line when not all of them do."""
@@ -825,16 +831,18 @@ def _watches_context(
         summary += f": {counted}"
     if paused:
         summary += f" · :double_vertical_bar: {paused} paused"
+    hint = "Stop one with `/flinkdiag unwatch deployment NAME` or `/flinkdiag unwatch namespace NS`."
+    budget = _list_budget(base["header"], summary, hint)
     sections: list[dict[str, Any]] = []
     used = 0
     # header, summary, the "more watches" line and the hint take the other blocks.
     max_sections = bk.MAX_BLOCKS - 4
     shown = 0
     for i, w in enumerate(watches):
-        left = min(_LIST_TEXT_BUDGET - used, (max_sections - len(sections)) * _SECTION_FILL)
+        left = min(budget - used, (max_sections - len(sections)) * _SECTION_FILL)
         if left < _MIN_WATCH_TEXT:
             break
-        share = min(left, max(_MIN_WATCH_TEXT, _LIST_TEXT_BUDGET // len(watches)))
+        share = min(left, max(_MIN_WATCH_TEXT, budget // len(watches)))
         ts = sorted(targets.get(w.id, []), key=_target_sort_key)
         head = [_watch_title(w, len(ts))]
         if w.paused_reason:
@@ -871,7 +879,7 @@ def _watches_context(
         "summary": summary,
         "sections": sections,
         "more": more_watches,
-        "hint": "Stop one with `/flinkdiag unwatch deployment NAME` or `/flinkdiag unwatch namespace NS`.",
+        "hint": hint,
     }
 
 
@@ -920,8 +928,10 @@ def _report_context(report: FleetReport, title: str) -> dict[str, Any]:
     summary_line = escape_mrkdwn(report.summary())
     n = len(report.rows)
     rows = report.rows
+    summary = f"*{summary_line}* · {_plural(n, 'deployment')} · {slack_date(report.generated_at)}"
+    changes = _report_changes(report)
 
-    budget = min(_LIST_TEXT_BUDGET, (bk.MAX_BLOCKS - 6) * _SECTION_FILL)
+    budget = min(_list_budget(base["header"], summary, changes), (bk.MAX_BLOCKS - 6) * _SECTION_FILL)
     lines = [_row_line(r) for r in rows]
     fit = _items_that_fit([], lines, budget)
     sections = [{"block_id": f"rows.{i}", "text": t} for i, t in enumerate(_pack(lines[:fit]))]
@@ -941,11 +951,11 @@ def _report_context(report: FleetReport, title: str) -> dict[str, Any]:
         text += f"; worst: {one_line(worst.label, _LINE_NAME_MAX)} ({level})"
     return base | {
         "text": text,
-        "summary": f"*{summary_line}* · {_plural(n, 'deployment')} · {slack_date(report.generated_at)}",
+        "summary": summary,
         "empty": None,
         "sections": sections,
         "more": cut(more, _MORE_MAX) if more else None,
-        "changes": _report_changes(report),
+        "changes": changes,
     }
 
 
