@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
+import aiohttp
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
 
 from bot.app import ConfigError, build, check_slack_settings
 from bot.config import Settings, secret
@@ -42,13 +46,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             pass
     runner: web.AppRunner | None = None
     handler = None
+    code = 0
     try:
         if mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             handler = AsyncSocketModeHandler(app, secret(settings.slack_app_token))
-            await handler.connect_async()
-            log.info("serving in Socket Mode")
+            code = await _connect_socket(handler, stop)
+            if code == 0 and not stop.is_set():
+                log.info("serving in Socket Mode")
         else:
             web_app = app.web_app(path=EVENTS_PATH)
             web_app.router.add_get("/healthz", _healthz)
@@ -56,20 +62,68 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", settings.port).start()
             log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
-        await stop.wait()
+        if code == 0:
+            await stop.wait()
     finally:
         log.info("stopping")
+        if handler is not None:
+            # Take no new envelopes while the work already acked finishes (it answers through
+            # response_url and the Web API, not through the socket).
+            await handler.close_async()
         await wiring.scheduler.aclose()
         try:
             await asyncio.wait_for(deps.tracker.idle.wait(), 20)
         except TimeoutError:
             log.warning("stopped with work still running", extra={"running": deps.tracker.running})
-        if handler is not None:
-            await handler.close_async()
         if runner is not None:
             await runner.cleanup()
         await flink.aclose()
         await store.close()
+    return code
+
+
+async def _connect_socket(handler: Any, stop: asyncio.Event) -> int:
+    """Open the Socket Mode connection: 0 once connected (or stopped meanwhile), 2 if Slack refuses.
+
+    slack_sdk's `connect()` retries every failure forever, a rejected app token included, and
+    SIGTERM cannot stop it while it does. So the first WebSocket URL is asked for here, where
+    Slack's refusal (invalid_auth, not_allowed_token_type, ...) ends start-up naming the token,
+    and the whole attempt is raced against the stop request.
+    """
+    connecting = asyncio.ensure_future(_open_socket(handler))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+    return 0 if connecting.cancelled() else connecting.result()
+
+
+async def _open_socket(handler: Any) -> int:
+    client = handler.client
+    try:
+        client.wss_uri = await client.issue_new_wss_url()
+    except SlackApiError as e:
+        status = getattr(e.response, "status_code", 200)
+        if status < 500:  # Slack's answer about the token; asking again would get the same one
+            error = e.response.get("error")
+            problem = f"cannot start: Slack refused SLACK_APP_TOKEN ({error})"
+            log.error(problem, extra={"error": error})
+            print(
+                f"flinkdiag: {problem}; it must be this app's app-level token (xapp-…) "
+                "with the connections:write scope",
+                file=sys.stderr,
+            )
+            return 2
+        log.warning("Slack is not answering yet; retrying", extra={"status": status})
+    except (aiohttp.ClientError, TimeoutError) as e:
+        log.warning("cannot reach Slack yet; retrying", extra={"error": type(e).__name__})
+    # With the URL set, connect() goes straight to the WebSocket; without, it keeps retrying.
+    await handler.connect_async()
     return 0
 
 

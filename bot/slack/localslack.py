@@ -1,4 +1,5 @@
-"""A local stand-in for Slack: the Web API methods the bot calls, and `response_url` webhooks.
+"""A local stand-in for Slack: the Web API methods the bot calls, `response_url` webhooks, and
+Socket Mode (`apps.connections.open` plus the WebSocket that carries envelopes and their acks).
 
 Used by `flinkdiag console` (as the "Slack" the person sees) and by the tests (which assert how
 many requests hit each method, like bolt-python's own mock_web_api_server). It keeps channels,
@@ -13,12 +14,14 @@ import itertools
 import json
 import logging
 import secrets
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,27 @@ class _Failure:
     retry_after: int | None = None
 
 
+@dataclass
+class SocketAck:
+    """What the Socket Mode client sent back for one envelope."""
+
+    envelope_id: str
+    payload: dict[str, Any] | None  # what `ack()` returned, if anything
+    shown: LocalMessage | None = None  # the ack as the user saw it (slash commands only)
+
+
+@dataclass
+class _Envelope:
+    type: str
+    payload: dict[str, Any]
+    accepts_response_payload: bool
+
+
+# Interactive payloads whose ack body Slack uses (a modal's response_action, a menu's options).
+# For block_actions and shortcuts Slack sends accepts_response_payload=false (slack_sdk's own
+# captured envelopes), although one example in Slack's Socket Mode guide shows true for a button.
+_INTERACTIVE_WITH_RESPONSE = {"view_submission", "block_suggestion"}
+
 Listener = Callable[[str, LocalMessage], None]  # ("posted" | "updated" | "deleted", message)
 
 
@@ -65,12 +89,20 @@ class LocalSlack:
     """In-memory Slack with a real HTTP front. `await start()` returns the Web API base URL."""
 
     BOT_TOKEN = "xoxb-local-console"
+    APP_TOKEN = "xapp-1-ALOCAL-1-local-console"
+    APP_ID = "AFLINKDIAG"
     BOT_USER_ID = "UFLINKBOT"
     BOT_ID = "BFLINKBOT"
     TEAM_ID = "TLOCAL"
 
-    def __init__(self, *, bot_token: str | None = None, response_url_uses: int = 5) -> None:
+    # Methods that take the app-level token (xapp-) instead of the bot token.
+    APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
+    def __init__(
+        self, *, bot_token: str | None = None, app_token: str | None = None, response_url_uses: int = 5
+    ) -> None:
         self.bot_token = bot_token or self.BOT_TOKEN
+        self.app_token = app_token or self.APP_TOKEN
         self.response_url_uses = response_url_uses
         self.calls: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -78,6 +110,11 @@ class LocalSlack:
         self.archived: set[str] = set()
         self.not_member: set[str] = set()
         self.home_views: dict[str, dict[str, Any]] = {}
+        self.socket_connections = 0  # WebSockets ever opened (a reconnect adds one)
+        self.socket_acks: dict[str, SocketAck] = {}
+        self._envelopes: dict[str, _Envelope] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        self._tickets: set[str] = set()
         self._hooks: dict[str, _Hook] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = itertools.count(1)
@@ -88,6 +125,7 @@ class LocalSlack:
         self.app = web.Application()
         self.app.router.add_post("/api/{method}", self._api)
         self.app.router.add_post("/response/{token}", self._response)
+        self.app.router.add_get("/link/", self._socket)
 
     # ----- lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -104,6 +142,9 @@ class LocalSlack:
         return f"{self.base_url}/api/"
 
     async def stop(self) -> None:
+        # Close the WebSockets first: the runner's cleanup would otherwise wait on their handlers.
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"server shutting down")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -152,6 +193,82 @@ class LocalSlack:
 
         return await asyncio.wait_for(_wait(), timeout)
 
+    # ----- Socket Mode, as the tests drive it
+    @property
+    def socket_connected(self) -> bool:
+        return bool(self._sockets)
+
+    async def wait_socket_connected(self, timeout: float = 10.0, *, connections: int = 1) -> None:
+        """Wait until a client holds an open WebSocket (and `connections` were ever made)."""
+        await self.wait_for(lambda: self._sockets and self.socket_connections >= connections, timeout)
+
+    async def socket_send(
+        self,
+        type: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int | None = None,
+    ) -> str:
+        """Push one envelope (`slash_commands`, `interactive` or `events_api`) to the client.
+
+        Returns its envelope_id, for `socket_ack`. Like Slack, the envelope goes to one of the
+        open connections (here: the newest). `accepts_response_payload` defaults to what Slack
+        sends for that kind of payload.
+        """
+        if not self._sockets:
+            raise RuntimeError("no Socket Mode client is connected")
+        if accepts_response_payload is None:
+            accepts_response_payload = type == "slash_commands" or (
+                type == "interactive" and payload.get("type") in _INTERACTIVE_WITH_RESPONSE
+            )
+        envelope_id = str(uuid.uuid4())
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": type,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if type == "events_api":
+            envelope["retry_attempt"] = retry_attempt or 0
+            envelope["retry_reason"] = "timeout" if retry_attempt else ""
+        self._envelopes[envelope_id] = _Envelope(type, payload, accepts_response_payload)
+        await self._sockets[-1].send_json(envelope)
+        return envelope_id
+
+    async def socket_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait for the client's ack of `envelope_id`; returns its payload ({} when it had none)."""
+        ack = await self.wait_for(lambda: self.socket_acks.get(envelope_id), timeout)
+        return ack.payload or {}
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the connected clients to reconnect, as Slack does every few hours."""
+        for ws in list(self._sockets):
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "local"}})
+
+    def event_callback(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The Events API body (`event_callback`) that carries `event`, as Slack wraps it."""
+        now = int(time.time())
+        return {
+            "token": "legacy-verification-token",
+            "team_id": self.TEAM_ID,
+            "api_app_id": self.APP_ID,
+            "event": {"event_ts": f"{now}.000100", **event},
+            "type": "event_callback",
+            "event_id": "Ev" + secrets.token_hex(5).upper(),
+            "event_time": now,
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.TEAM_ID,
+                    "user_id": self.BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+
     # ----- internals
     def _next_ts(self) -> str:
         return f"{1_700_000_000 + next(self._ts)}.000100"
@@ -162,6 +279,9 @@ class LocalSlack:
                 listener(kind, message)
             except Exception:  # a console printing bug must not break the fake Slack
                 log.exception("local slack listener failed")
+        await self._changed()
+
+    async def _changed(self) -> None:
         async with self.changed:
             self.changed.notify_all()
 
@@ -196,6 +316,12 @@ class LocalSlack:
         return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
 
     async def _api(self, request: web.Request) -> web.Response:
+        try:
+            return await self._answer(request)
+        finally:
+            await self._changed()  # wakes `wait_for` on `calls` and on state no listener sees
+
+    async def _answer(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self.calls[method] += 1
         payload = await self._payload(request)
@@ -204,8 +330,11 @@ class LocalSlack:
         token = auth.removeprefix("Bearer ").strip() or payload.get("token", "")
         if not token:
             return self._error("not_authed")
-        if token != self.bot_token:
-            return self._error("invalid_auth")
+        expected = self.app_token if method in self.APP_TOKEN_METHODS else self.bot_token
+        if token != expected:
+            # Slack tells a known token used in the wrong place apart from an unknown one.
+            known = token in {self.app_token, self.bot_token}
+            return self._error("not_allowed_token_type" if known else "invalid_auth")
         failure = self._take_failure(method)
         if failure is not None:
             return self._error(failure.error, failure.status, failure.retry_after)
@@ -296,6 +425,76 @@ class LocalSlack:
             view = json.loads(view)
         self.home_views[str(payload.get("user_id"))] = view or {}
         return web.json_response({"ok": True, "view": view})
+
+    async def _m_apps_connections_open(self, payload: dict[str, Any]) -> web.Response:
+        ticket = secrets.token_urlsafe(12)
+        self._tickets.add(ticket)
+        ws_base = "ws" + self.base_url.removeprefix("http")
+        return web.json_response({"ok": True, "url": f"{ws_base}/link/?ticket={ticket}&app_id={self.APP_ID}"})
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        """The Socket Mode WebSocket: hello, then envelopes out and acks in."""
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid_ticket")
+        self._tickets.discard(ticket)  # a URL from apps.connections.open is good for one connection
+        ws = web.WebSocketResponse()  # autoping: answers the client's keep-alive pings
+        await ws.prepare(request)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets) + 1,
+                "debug_info": {"host": "localslack", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.APP_ID},
+            }
+        )
+        self._sockets.append(ws)
+        self.socket_connections += 1
+        await self._changed()
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_socket_text(msg.data)
+        finally:
+            self._sockets.remove(ws)
+            await self._changed()
+        return ws
+
+    async def _on_socket_text(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            log.warning("socket mode: a frame that is not JSON")
+            return
+        envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+        if not envelope_id:
+            log.warning("socket mode: a frame without envelope_id")
+            return
+        if envelope_id in self.socket_acks:  # Slack takes the first ack; later ones change nothing
+            log.warning("socket mode: envelope acked twice", extra={"envelope_id": envelope_id})
+            return
+        payload = message.get("payload")
+        ack = SocketAck(envelope_id, payload if isinstance(payload, dict) else None)
+        envelope = self._envelopes.get(envelope_id)
+        if envelope is None:
+            log.warning("socket mode: ack for an unknown envelope", extra={"envelope_id": envelope_id})
+        elif (
+            envelope.type == "slash_commands"
+            and envelope.accepts_response_payload
+            and ack.payload
+            and (ack.payload.get("text") or ack.payload.get("blocks"))
+        ):
+            # Like the body of an HTTP ack: Slack shows it to the user as the command's answer.
+            p = envelope.payload
+            ack.shown = self.add_ack_message(
+                str(p.get("response_url", "")),
+                str(p.get("channel_id", "")),
+                str(p.get("user_id", "")),
+                ack.payload,
+            )
+        # Otherwise a payload is dropped, as Slack drops it when accepts_response_payload is false.
+        self.socket_acks[envelope_id] = ack
+        await self._changed()
 
     async def _m_conversations_info(self, payload: dict[str, Any]) -> web.Response:
         channel = str(payload.get("channel"))
