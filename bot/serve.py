@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
-from bot.app import ConfigError, build, check_slack_settings
+from bot.app import ConfigError, build, check_slack_settings, freeze_heap
 from bot.config import Settings, secret
 
 log = logging.getLogger("flinkdiag.serve")
@@ -36,6 +36,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     flink = FlinkClient(settings, DefaultChainCredentials())
     wiring = build(settings, flink=flink, store=store, socket_mode=mode == "socket")
     app, deps = wiring.app, wiring.deps
+    freeze_heap()
     wiring.scheduler.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

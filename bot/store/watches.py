@@ -8,24 +8,25 @@ take the same check or report:
   due rows are picked FOR UPDATE SKIP LOCKED (a concurrent claim takes the next batch) and the
   WHERE is re-checked on rows another transaction just changed; SQLite serialises writers
   (BEGIN IMMEDIATE), so a second replica finds the claimed rows no longer due. The lease covers
-  a check that outlives its interval; `record_check` only lands for the lease holder.
+  a check that outlives its interval; a record (`record_checks`) only lands for the lease holder.
 * a report is claimed by compare-and-set on its `next_due_at`.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.db import dialect_insert
 from bot.store.models import ReportScheduleRow, WatchRow, WatchTargetRow
 from bot.store.types import Clock, utc_now
-from bot.watch.engine import Watch, WatchTarget
+from bot.watch.engine import CheckRecord, Watch, WatchTarget
 from bot.watch.policy import TargetState
 from bot.watch.schedules import ReportSchedule
 
@@ -35,6 +36,20 @@ _r = ReportScheduleRow.__table__
 
 # A check that takes longer than this is assumed dead and its target may be claimed again.
 DEFAULT_LEASE_SECONDS = 120.0
+
+# A check's record, for executemany; the WHERE repeats the lease test.
+_RECORD = (
+    update(_t)
+    .where(_t.c.id == bindparam("b_id"), _t.c.lease_owner == bindparam("b_owner"))
+    .values(
+        state=bindparam("b_state"),
+        anchor_ts=bindparam("b_anchor_ts"),
+        job_id=bindparam("b_job_id"),
+        top_symptom=bindparam("b_top_symptom"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
 
 
 class DuplicateWatch(ValueError):
@@ -301,28 +316,57 @@ class WatchStore:
         top_symptom: str | None,
     ) -> bool:
         """Persist a check's outcome; False when this replica no longer holds the lease."""
-        # The snooze column is owned by the Snooze buttons: a check never writes it, so a snooze
-        # pressed during a check is not overwritten; an expired one is cleared here.
-        values: dict[str, Any] = {
-            "state": state.model_dump(mode="json", exclude={"snoozed_until"}),
-            "anchor_ts": anchor_ts,
-            "job_id": job_id,
-            "top_symptom": top_symptom,
-            "lease_owner": None,
-            "lease_until": None,
-        }
+        record = CheckRecord(
+            target_id=target_id, state=state, anchor_ts=anchor_ts, job_id=job_id, top_symptom=top_symptom
+        )
+        return target_id in await self.record_checks([record])
+
+    async def record_checks(self, records: Sequence[CheckRecord]) -> set[int]:
+        """Persist several checks' outcomes in one transaction; returns the target ids that landed.
+
+        A record lands only while this replica holds the target's lease. One transaction with an
+        executemany costs about 0.02-0.1 ms per record against 1.2-1.8 ms for a transaction of
+        its own (bench/sweep.py, SQLite and PostgreSQL), which is what lets a sweep keep up.
+        """
+        if not records:
+            return set()
+        ids = [r.target_id for r in records]
         async with self._sessions.begin() as session:
-            res = await session.execute(
-                update(_t).where(_t.c.id == target_id, _t.c.lease_owner == self.owner).values(**values)
+            # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes other writers): no
+            # claim can take a lease over between this read and the writes, so `held` is exact.
+            held = set(
+                (
+                    await session.execute(
+                        select(_t.c.id)
+                        .where(_t.c.id.in_(ids), _t.c.lease_owner == self.owner)
+                        .order_by(_t.c.id)  # one lock order for every replica
+                        .with_for_update()
+                    )
+                ).scalars()
             )
+            rows = [
+                {
+                    "b_id": r.target_id,
+                    "b_owner": self.owner,
+                    # The snooze column is owned by the Snooze buttons: a check never writes it,
+                    # so a snooze pressed during a check is not overwritten; an expired one is
+                    # cleared below.
+                    "b_state": r.state.model_dump(mode="json", exclude={"snoozed_until"}),
+                    "b_anchor_ts": r.anchor_ts,
+                    "b_job_id": r.job_id,
+                    "b_top_symptom": r.top_symptom,
+                }
+                for r in records
+                if r.target_id in held
+            ]
+            if rows:
+                await session.execute(_RECORD, rows)  # one executemany
             await session.execute(
                 update(_t)
-                .where(
-                    _t.c.id == target_id, _t.c.snoozed_until.is_not(None), _t.c.snoozed_until <= self._clock()
-                )
+                .where(_t.c.id.in_(ids), _t.c.snoozed_until.is_not(None), _t.c.snoozed_until <= self._clock())
                 .values(snoozed_until=None)
             )
-            return bool(res.rowcount)
+        return held
 
     async def claim_due_namespace_watches(self, now: float) -> list[Watch]:
         async with self._sessions.begin() as session:
