@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from procs import FLINKDIAG, clean_env
 
 from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
 from bot.slack.driver import SlackDriver
 from bot.slack.localslack import LocalSlack
 
-_SCRIPT = Path(sys.executable).parent / "flinkdiag"
-# The installed entry point when there is one (it is what the README runs), else the module.
-FLINKDIAG = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
-
 FLEET = {d["name"]: d for d in Simulator().fleet_summary()}
 HIGH_JOB = FLEET["payments-fraud-scoring"]["jobId"]
 UNKNOWN_JOB = "00000000-0000-4000-8000-000000000000"
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without any bot, Slack or cloud settings, and a private database."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLINKDIAG_", "SLACK_", "ALIBABA_CLOUD_")) and k != "PORT"
-    }
-    env["FLINKDIAG_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    env.update(extra)
-    return env
 
 
 def flinkdiag(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +29,7 @@ def flinkdiag(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPro
         [*FLINKDIAG, *args],
         capture_output=True,
         text=True,
-        env=clean_env(tmp_path, **env),
+        env=clean_env(tmp_path, db_name="cli.db", **env),
         cwd=tmp_path,
         timeout=30,
     )

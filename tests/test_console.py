@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
+
+from procs import FLINKDIAG, clean_env
 
 from bot.flink.sim import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-_SCRIPT = Path(sys.executable).parent / "flinkdiag"
-# The installed entry point when there is one (it is what the README runs), else the module.
-FLINKDIAG = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
 
 
 def console_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without any bot, Slack or cloud settings, and a private database."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLINKDIAG_", "SLACK_", "ALIBABA_CLOUD_")) and k != "PORT"
-    }
-    env["FLINKDIAG_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
-    env.update(extra)
-    return env
+    return clean_env(tmp_path, db_name="console.db", **extra)
 
 
 def run_console(tmp_path: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
+from procs import FLINKDIAG, clean_env
 
 from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Faults, Simulator
 from bot.slack.driver import SlackDriver, buttons_of
@@ -29,24 +28,10 @@ from bot.slack.localslack import LocalMessage, LocalSlack
 
 T = TypeVar("T")
 
-_SCRIPT = Path(sys.executable).parent / "flinkdiag"
-FLINKDIAG = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
 
 BOT_TOKEN = "xoxb-socket-test"
 APP_TOKEN = "xapp-1-A0SOCKET-1-socket-test"
 CHANNEL, USER = "C0SOCKET", "U0SOCKET"
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without bot, Slack or cloud settings (as in test_cli.py)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLINKDIAG_", "SLACK_", "ALIBABA_CLOUD_")) and k != "PORT"
-    }
-    env["FLINKDIAG_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}"
-    env.update(extra)
-    return env
 
 
 def _free_port() -> int:

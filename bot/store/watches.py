@@ -418,18 +418,7 @@ class WatchStore:
     # ------------------------------------------------------------------ reports
     @staticmethod
     def _schedule(m: Any) -> ReportSchedule:
-        return ReportSchedule(
-            team_id=m["team_id"],
-            channel_id=m["channel_id"],
-            mode=m["mode"],
-            hour=m["hour"],
-            minute=m["minute"],
-            tz=m["tz"],
-            next_due_at=m["next_due_at"],
-            last_snapshot=m["last_snapshot"],
-            last_sent_at=m["last_sent_at"],
-            paused_reason=m["paused_reason"],
-        )
+        return ReportSchedule.model_validate({k: m[k] for k in ReportSchedule.model_fields})
 
     async def set_report(
         self,
