@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
-from bot.app import ConfigError, build, check_slack_settings, freeze_heap
+from bot.app import ConfigError, build, check_slack_settings, freeze_heap, slack_client
 from bot.config import Settings, secret
 
 log = logging.getLogger("flinkdiag.serve")
@@ -32,6 +32,11 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     from bot.flink.credentials import DefaultChainCredentials
     from bot.store import Store
 
+    refused = await _check_bot_token(settings)
+    if refused:
+        log.error(refused)
+        print(f"flinkdiag: {refused}", file=sys.stderr)
+        return 2
     store = await Store.open(settings.effective_database_url)
     flink = FlinkClient(settings, DefaultChainCredentials())
     wiring = build(settings, flink=flink, store=store, socket_mode=mode == "socket")
@@ -81,6 +86,25 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         await flink.aclose()
         await store.close()
     return code
+
+
+async def _check_bot_token(settings: Settings) -> str | None:
+    """Ask Slack (auth.test) whether the bot token works; the reason when Slack refuses it.
+
+    Bolt would only find out at the first request, so a revoked or mistyped token would surface
+    as silence in Slack. Slack being unreachable is not a refusal: the bot starts and retries.
+    """
+    web = slack_client(secret(settings.slack_bot_token) or "", settings.slack_api_url)
+    try:
+        await web.auth_test()
+    except SlackApiError as e:
+        error = e.response.get("error") if e.response is not None else None
+        if error == "ratelimited":
+            return None
+        return f"cannot start: Slack refused SLACK_BOT_TOKEN ({error}); use the app's bot token (xoxb-…)"
+    except Exception as e:  # network trouble: say so, start anyway
+        log.warning("could not reach Slack to check the bot token", extra={"error": type(e).__name__})
+    return None
 
 
 async def _connect_socket(handler: Any, stop: asyncio.Event) -> int:

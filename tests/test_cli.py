@@ -296,3 +296,33 @@ async def test_serve_http_mode_end_to_end(tmp_path):
     logs = log_path.read_text()
     assert "Traceback" not in logs
     assert signing not in logs and slack.bot_token not in logs
+
+
+async def test_serve_refuses_a_bot_token_slack_does_not_accept(tmp_path):
+    slack = LocalSlack(bot_token="xoxb-the-right-one")
+    await slack.start()
+    try:
+        env = clean_env(
+            tmp_path,
+            db_name="cli.db",
+            SLACK_BOT_TOKEN="xoxb-a-revoked-one",
+            SLACK_SIGNING_SECRET="s",
+            SLACK_API_URL=slack.api_url,
+            FLINKDIAG_ENDPOINT="http://127.0.0.1:9",
+            PORT=str(_free_port()),
+        )
+        proc = await asyncio.create_subprocess_exec(
+            *FLINKDIAG,
+            "serve",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 2
+        assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in err.decode()
+        assert "xoxb-a-revoked-one" not in (out + err).decode()
+        assert slack.calls["auth.test"] == 1
+    finally:
+        await slack.stop()
