@@ -139,6 +139,7 @@ def build(
         now=clock,
         failure_threshold=settings.failure_streak_to_notify,
         cheap_first_look=settings.watch_status_first,
+        region=settings.region,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

@@ -288,3 +288,15 @@ async def test_namespace_watch_includes_deployments_created_later(env):
         m for m in stack.slack.channel_messages(CH, include_ephemeral=False) if "fresh-job" in all_text(m)
     ]
     assert len(alerts) == 1 and "OOM" in all_text(alerts[0])
+
+
+async def test_alert_links_to_the_console_when_the_region_is_known(tmp_path):
+    clock = Clock()
+    settings = make_settings(max_retries=0, region="cn-hangzhou")
+    async with running_stack(tmp_path, now=clock, settings=settings) as stack:
+        w = await watch(stack, clock, "orders-etl")
+        await w.sequence("HIGH")
+        [alert] = w.top_level()
+        link = find_button(alert, "open_console")
+        assert link["url"].startswith("https://") and "cn-hangzhou" in link["url"]
+        assert deployment(stack.sim, "orders-etl")["deploymentId"] in link["url"]

@@ -539,6 +539,9 @@ def _alert_actions(notice: Notice, resolved: bool) -> list[dict[str, Any]]:
         "deny": "Keep watching",
     }
     actions.append(unwatch)
+    url = _safe_url(target.console_url()) if target is not None else None
+    if url is not None:
+        actions.append(_button("open_console", ":link: Open in console", url=url))
     for a in actions:
         a.setdefault("confirm", None)
     return actions

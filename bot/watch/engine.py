@@ -283,6 +283,7 @@ class Sweeper:
         failure_threshold: int = 3,
         batch: int = 5000,
         cheap_first_look: bool = True,
+        region: str | None = None,
         concurrency: int = 256,
         record_linger: float = 0.05,
         record_batch: int = 500,
@@ -294,6 +295,7 @@ class Sweeper:
         self.failure_threshold = failure_threshold
         self.batch = batch
         self.cheap_first_look = cheap_first_look
+        self.region = region  # for the alert's console link
         # Checks in progress at once; the Flink client's limiter sets the pace of API calls,
         # this only has to keep it busy. Bounded rather than one task per due target: with
         # thousands alive at once, their objects set off full garbage collections of 75-150 ms
@@ -422,6 +424,7 @@ class Sweeper:
             deployment_id=t.deployment_id,
             deployment_name=t.deployment_name,
             job_id=job.job_id,
+            region=self.region,
         )
         run = DiagnosisRun(target=target, diagnosis=diagnosis, diagnosed_at=now)
         obs = Observation(kind="risk", risk=diagnosis.risk_level, health_score=diagnosis.health_score, at=now)
