@@ -140,6 +140,7 @@ def build(
         failure_threshold=settings.failure_streak_to_notify,
         cheap_first_look=settings.watch_status_first,
         region=settings.region,
+        storm_limit=settings.alert_storm_limit,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

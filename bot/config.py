@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         default=True,
         description="Judge low-risk checks by the job status's riskLevel alone (one API call, not two)",
     )
+    alert_storm_limit: int = Field(
+        default=5,
+        ge=1,
+        description="Separate alerts per channel per sweep; the rest share one digest message",
+    )
     sweep_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often due checks and reports are looked for"
     )

@@ -300,3 +300,43 @@ async def test_alert_links_to_the_console_when_the_region_is_known(tmp_path):
         link = find_button(alert, "open_console")
         assert link["url"].startswith("https://") and "cn-hangzhou" in link["url"]
         assert deployment(stack.sim, "orders-etl")["deploymentId"] in link["url"]
+
+
+async def test_an_alert_storm_shares_one_digest_message(tmp_path):
+    clock = Clock()
+    settings = make_settings(max_retries=0, alert_storm_limit=3)
+    async with running_stack(tmp_path, now=clock, settings=settings) as stack:
+        reply = await stack.driver.command("watch namespace default-namespace --every 2s", channel=CH)
+        assert reply.status == 200
+        await stack.settle()
+        running = [
+            d
+            for d in stack.sim.fleet_summary()
+            if d["namespace"] == "default-namespace" and d["jobStatus"] == "RUNNING"
+        ]
+        assert len(running) == 6
+        for d in running:
+            stack.sim.set_diagnosis(d["deploymentId"], risk("RISK_LEVEL_HIGH", 20, f"OOM in {d['name']}"))
+        result = await stack.wiring.sweeper.sweep()
+        assert result.reasons["first_alert"] == 6 and result.delivered == 6
+        top = [m for m in stack.slack.channel_messages(CH, include_ephemeral=False) if m.thread_ts is None]
+        assert len(top) == 4, "three alerts of their own, one digest for the rest"
+        [digest] = [m for m in top if "more deployments" in m.text]
+        listed = [d["name"] for d in running if d["name"] in all_text(digest)]
+        assert len(listed) == 3
+        # a digest target's follow-up goes into the digest's thread; the digest is not rewritten
+        name = listed[0]
+        dep = deployment(stack.sim, name)
+        updates = digest.updates
+        for _ in range(2):
+            stack.sim.set_diagnosis(dep["deploymentId"], risk("RISK_LEVEL_LOW", 95))
+            clock.advance(seconds=2)
+            await stack.wiring.sweeper.sweep()
+        [reply] = stack.slack.thread(CH, digest.ts)
+        assert "Back to normal" in all_text(reply) and name in all_text(reply)
+        assert digest.updates == updates
+        # the next sweep with nothing new posts nothing
+        before = len(stack.slack.channel_messages(CH))
+        clock.advance(seconds=2)
+        await stack.wiring.sweeper.sweep()
+        assert len(stack.slack.channel_messages(CH)) == before

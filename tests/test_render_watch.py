@@ -785,3 +785,23 @@ def test_broken_operator_alert_template_falls_back(tmp_path):
     n = notice(run=run_of())
     m = Renderer(str(tmp_path)).render_alert(n, now=NOW)
     assert m.blocks == render_alert(n, now=NOW).blocks
+
+
+def test_storm_digest_lists_each_deployment_and_stays_within_limits():
+    from bot.slack.render import render_alert_digest
+
+    notices = [notice(Reason.FIRST_ALERT, run=run_of()) for _ in range(3)]
+    notices = [
+        n.model_copy(
+            update={"target": n.target.model_copy(update={"deployment_name": f"<!channel> dep-{i}"})}
+        )
+        for i, n in enumerate(notices)
+    ]
+    m = render_alert_digest(notices, now=NOW)
+    assert problems(m) == []
+    text = json.dumps(m.to_slack(), ensure_ascii=False)
+    assert "<!channel>" not in text and "&lt;!channel&gt; dep-2" in text
+    assert "3 more deployments" in m.text
+    flood = render_alert_digest(notices * 200, now=NOW)
+    assert problems(flood) == []
+    assert "more deployments" in json.dumps(flood.blocks[-2:] + flood.blocks[-1:])

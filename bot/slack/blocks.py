@@ -65,6 +65,7 @@ ITEM_PREFIXES: dict[str, ItemKind] = {
     # Re-running shows the same list cut the same way; the console lists every symptom.
     "sym": ItemKind("symptom", "symptoms", "see the Flink console for all"),
     "choice": ItemKind("match", "matches", "add `--namespace` to narrow it down"),
+    "dig": ItemKind("deployment", "deployments", "`/flinkdiag watches` lists them all"),
 }
 # Titles of item groups: dropped with their items, never counted.
 GROUP_PREFIXES: tuple[str, ...] = ("cat",)

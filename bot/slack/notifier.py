@@ -10,7 +10,7 @@ handler before they get here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,7 +79,7 @@ class SlackNotifier:
                 self.renderer.render_alert_followup(notice, now=now, previous_risk=notice.previous_risk),
                 thread_ts=t.anchor_ts,
             )
-            if t.anchor_ts:
+            if t.anchor_ts and not t.anchor_shared:
                 try:
                     await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
                 except (ChannelUnavailable, DeliveryFailed) as e:
@@ -87,7 +87,7 @@ class SlackNotifier:
                     raise AnchorNotUpdated(str(e)) from e
             return None
         if notice.action is Action.UPDATE_ANCHOR:
-            if t.anchor_ts:
+            if t.anchor_ts and not t.anchor_shared:
                 await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
             return None
         if notice.action is Action.POST_NOTE:
@@ -99,6 +99,12 @@ class SlackNotifier:
             )
             return None
         return None
+
+    async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:
+        return await self.post(channel_id, self.renderer.render_alert_digest(notices, now=self.now()))
+
+    async def update_digest(self, channel_id: str, ts: str, notices: Sequence[Notice]) -> None:
+        await self.update(channel_id, ts, self.renderer.render_alert_digest(notices, now=self.now()))
 
     async def publish_report(self, channel_id: str, report: Any) -> str:
         return await self.post(channel_id, self.renderer.render_report(report))

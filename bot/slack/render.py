@@ -519,6 +519,37 @@ def _notice_target(notice: Notice) -> Target | None:
     )
 
 
+def _digest_context(notices: Sequence[Notice], now: datetime) -> dict[str, Any]:
+    ordered = sorted(notices, key=lambda n: Risk.parse(n.decision_risk), reverse=True)
+    rows = []
+    for i, n in enumerate(ordered):
+        t = n.target
+        risk = Risk.parse(n.decision_risk)
+        health = n.run.diagnosis.health_score if n.run is not None else t.state.last_health_score
+        line = f"{risk.emoji} {bold(t.label, _LINE_NAME_MAX)} · {code(t.namespace, 60)} · {escape_mrkdwn(risk.label)} · {_health_plain(health)}"
+        top = _top_of(n)
+        if top:
+            line += f"\n{one_line(top, _NAME_MAX)}"
+        rows.append({"block_id": f"dig.{i}", "text": line})
+    names = ", ".join(n.target.label for n in ordered[:5]) + ("…" if len(ordered) > 5 else "")
+    return {
+        "text": cut(escape_mrkdwn(f"Risk rose on {_plural(len(ordered), 'more deployment')}: {names}"), 2900),
+        "header": cut(f":rotating_light: Risk rose on {_plural(len(ordered), 'more deployment')}", 150),
+        "intro": f"Too many alerts at once for one message each, as of {slack_date(now)}.",
+        "rows": rows,
+        "footer": "Changes to each are posted in this thread. `/flinkdiag watches` lists them all; "
+        "`/flinkdiag deployment <name>` diagnoses one.",
+    }
+
+
+def _top_of(notice: Notice) -> str | None:
+    if notice.run is not None:
+        for sym in _all_symptoms(notice.run):
+            if sym.name or sym.description:
+                return sym.name or sym.description
+    return notice.target.top_symptom
+
+
 def _alert_actions(notice: Notice, resolved: bool) -> list[dict[str, Any]]:
     t = notice.target
     actions: list[dict[str, Any]] = []
@@ -1106,6 +1137,11 @@ class Renderer:
         "Back to normal" once the episode closed."""
         return self.render("alert", _alert_context(notice, now))
 
+    def render_alert_digest(self, notices: Sequence[Notice], *, now: datetime) -> Message:
+        """One message for the alerts of a storm: when more deployments rise in one channel at
+        once than is readable, the rest share this message; their follow-ups go in its thread."""
+        return self.render("alert_digest", _digest_context(notices, now))
+
     def render_alert_followup(
         self, notice: Notice, *, now: datetime, previous_risk: str | None = None
     ) -> Message:
@@ -1174,6 +1210,11 @@ def render_job_choice(what: str, candidates: Sequence[Target], *, share: bool = 
 def render_text(text: str) -> Message:
     """`Renderer().render_text` with the packaged templates."""
     return _default().render_text(text)
+
+
+def render_alert_digest(notices: Sequence[Notice], *, now: datetime) -> Message:
+    """`Renderer().render_alert_digest` with the packaged templates."""
+    return _default().render_alert_digest(notices, now=now)
 
 
 def render_alert(notice: Notice, *, now: datetime) -> Message:

@@ -133,6 +133,8 @@ class WatchTargetRow(Base):
     state: Mapped[dict[str, Any]]  # bot.watch.policy.TargetState without snoozed_until
     snoozed_until: Mapped[datetime | None]
     anchor_ts: Mapped[str | None]  # the episode's first alert message (thread root)
+    # the anchor is a storm digest shared by several deployments (added in 0003)
+    anchor_shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     job_id: Mapped[str | None]
     top_symptom: Mapped[str | None]
     muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

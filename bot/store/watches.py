@@ -44,6 +44,7 @@ _RECORD = (
     .values(
         state=bindparam("b_state"),
         anchor_ts=bindparam("b_anchor_ts"),
+        anchor_shared=bindparam("b_anchor_shared"),
         job_id=bindparam("b_job_id"),
         top_symptom=bindparam("b_top_symptom"),
         lease_owner=None,
@@ -258,8 +259,10 @@ class WatchStore:
 
     @staticmethod
     def _target(m: Any) -> WatchTarget:
-        columns = {k: m[k] for k in WatchTarget.model_fields if k not in {"state", "muted"}}
-        return WatchTarget(**columns, state=_state(m), muted=bool(m["muted"]))
+        columns = {k: m[k] for k in WatchTarget.model_fields if k not in {"state", "muted", "anchor_shared"}}
+        return WatchTarget(
+            **columns, state=_state(m), muted=bool(m["muted"]), anchor_shared=bool(m["anchor_shared"])
+        )
 
     async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]:
         """Take every due, unleased target of an unpaused watch (up to `limit`) for this replica."""
@@ -353,6 +356,7 @@ class WatchStore:
                     # cleared below.
                     "b_state": r.state.model_dump(mode="json", exclude={"snoozed_until"}),
                     "b_anchor_ts": r.anchor_ts,
+                    "b_anchor_shared": r.anchor_shared,
                     "b_job_id": r.job_id,
                     "b_top_symptom": r.top_symptom,
                 }

@@ -86,6 +86,8 @@ class WatchTarget(BaseModel):
     interval_seconds: int
     state: TargetState = TargetState()
     anchor_ts: str | None = None
+    # the anchor is a storm digest shared with other deployments: reply in its thread, never edit it
+    anchor_shared: bool = False
     job_id: str | None = None
     top_symptom: str | None = None
     muted: bool = False
@@ -129,6 +131,45 @@ class Notifier(Protocol):
         """Carry out the notice; returns the new anchor ts for POST_ALERT."""
         ...
 
+    async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:
+        """Post one message for a storm's alerts; returns its ts."""
+        ...
+
+    async def update_digest(self, channel_id: str, ts: str, notices: Sequence[Notice]) -> None: ...
+
+
+@dataclass
+class _Digest:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    notices: list[Notice] = field(default_factory=list)
+    ts: str | None = None
+    shown: int = 0  # how many of `notices` the posted message lists
+
+
+class StormGate:
+    """Per sweep and channel: the first `limit` alerts get a message each, the rest share one.
+
+    When a shared dependency fails, a namespace watch can see dozens of deployments rise in one
+    sweep; a message for each would bury the channel (and run into Slack's ~1 message/s per
+    channel). The shared digest is the anchor of each of those episodes: their follow-ups go in
+    its thread.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._alerts: dict[str, int] = {}
+        self.digests: dict[str, _Digest] = {}
+
+    def admit(self, channel_id: str) -> bool:
+        n = self._alerts.get(channel_id, 0)
+        if n < self.limit:
+            self._alerts[channel_id] = n + 1
+            return True
+        return False
+
+    def digest(self, channel_id: str) -> _Digest:
+        return self.digests.setdefault(channel_id, _Digest())
+
 
 class WatchRepo(Protocol):
     async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]: ...
@@ -152,6 +193,7 @@ class CheckRecord:
     anchor_ts: str | None
     job_id: str | None
     top_symptom: str | None
+    anchor_shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +326,7 @@ class Sweeper:
         batch: int = 5000,
         cheap_first_look: bool = True,
         region: str | None = None,
+        storm_limit: int = 5,
         concurrency: int = 256,
         record_linger: float = 0.05,
         record_batch: int = 500,
@@ -296,6 +339,7 @@ class Sweeper:
         self.batch = batch
         self.cheap_first_look = cheap_first_look
         self.region = region  # for the alert's console link
+        self.storm_limit = storm_limit
         # Checks in progress at once; the Flink client's limiter sets the pace of API calls,
         # this only has to keep it busy. Bounded rather than one task per due target: with
         # thousands alive at once, their objects set off full garbage collections of 75-150 ms
@@ -323,6 +367,7 @@ class Sweeper:
             result.expanded += 1
         targets = await self.repo.claim_due_targets(stamp, self.batch)
         recorder = GroupRecorder(self.repo, linger=self.record_linger, max_batch=self.record_batch)
+        gate = StormGate(self.storm_limit)
 
         outcomes: list[tuple[Decision, bool] | BaseException | None] = [None] * len(targets)
         queue = iter(enumerate(targets))  # shared: each worker takes the next target
@@ -331,7 +376,7 @@ class Sweeper:
             for i, t in queue:
                 try:
                     with recorder.running():
-                        outcomes[i] = await self.check(t, now, recorder=recorder)
+                        outcomes[i] = await self.check(t, now, recorder=recorder, gate=gate)
                 except asyncio.CancelledError as e:
                     if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                         raise  # the sweep itself is cancelled
@@ -352,6 +397,7 @@ class Sweeper:
             for task in workers:
                 task.cancel()  # only those still running: the sweep itself was cancelled
             await recorder.aclose()
+        await self._finish_digests(gate)
         for t, outcome in zip(targets, outcomes, strict=True):
             result.checked += 1
             if isinstance(outcome, BaseException):
@@ -430,8 +476,38 @@ class Sweeper:
         obs = Observation(kind="risk", risk=diagnosis.risk_level, health_score=diagnosis.health_score, at=now)
         return Observed(obs, run=run, full=full)
 
+    async def _finish_digests(self, gate: StormGate) -> None:
+        """List in each digest every alert that joined it after it was posted (one edit each)."""
+        for channel_id, d in gate.digests.items():
+            if d.ts is None or len(d.notices) <= d.shown:
+                continue
+            try:
+                await self.notifier.update_digest(channel_id, d.ts, d.notices)
+            except (ChannelUnavailable, DeliveryFailed) as e:
+                # each alert's episode is anchored in the digest's thread either way
+                log.warning("storm digest not updated", extra={"channel": channel_id, "error": str(e)})
+
+    async def _to_digest(self, gate: StormGate, notice: Notice) -> str:
+        """Add an alert to its channel's storm digest (posting the digest first); its ts."""
+        d = gate.digest(notice.target.channel_id)
+        async with d.lock:
+            d.notices.append(notice)
+            if d.ts is None:
+                try:
+                    d.ts = await self.notifier.post_digest(notice.target.channel_id, d.notices)
+                except BaseException:
+                    d.notices.remove(notice)
+                    raise
+                d.shown = len(d.notices)
+            return d.ts
+
     async def check(
-        self, t: WatchTarget, now: datetime | None = None, *, recorder: GroupRecorder | None = None
+        self,
+        t: WatchTarget,
+        now: datetime | None = None,
+        *,
+        recorder: GroupRecorder | None = None,
+        gate: StormGate | None = None,
     ) -> tuple[Decision, bool]:
         """Check one target, deliver what the policy says, record the outcome (with `recorder`'s batch)."""
         now = now or self.now()
@@ -440,7 +516,7 @@ class Sweeper:
         decision = decide(
             t.state, obs, threshold=Risk.parse(t.min_risk), now=now, failure_threshold=self.failure_threshold
         )
-        anchor_ts = t.anchor_ts
+        anchor_ts, anchor_shared = t.anchor_ts, t.anchor_shared
         delivered = True
         state = decision.state
         if decision.action is not Action.NONE:
@@ -454,9 +530,12 @@ class Sweeper:
                 error=error,
             )
             try:
-                ts = await self.notifier.deliver(notice)
-                if decision.action is Action.POST_ALERT and ts:
-                    anchor_ts = ts
+                if decision.action is Action.POST_ALERT and gate is not None and not gate.admit(t.channel_id):
+                    anchor_ts, anchor_shared = await self._to_digest(gate, notice), True
+                else:
+                    ts = await self.notifier.deliver(notice)
+                    if decision.action is Action.POST_ALERT and ts:
+                        anchor_ts, anchor_shared = ts, False
             except ChannelUnavailable as e:
                 delivered = False
                 state = decision.state_if_not_done
@@ -495,6 +574,7 @@ class Sweeper:
             target_id=t.id,
             state=state,
             anchor_ts=anchor_ts,
+            anchor_shared=anchor_shared,
             job_id=run.target.job_id if run else t.job_id,
             # a status-only look has no symptoms: keep the last full diagnosis's
             top_symptom=_top_symptom(run) if run and observed.full else t.top_symptom,
