@@ -217,3 +217,29 @@ async def test_https_untrusted_certificate_is_not_retried(tls: tuple[ssl.SSLCont
         await sim.stop()
     assert "FLINKDIAG_CA_FILE" in info.value.user_message
     assert not sim.calls  # the handshake failed: no request reached the API
+
+
+async def test_recent_jobs_reads_at_most_two_pages_and_finds_the_running_job() -> None:
+    jobs = [SimJob(status="CANCELLED") for _ in range(449)] + [SimJob(status="RUNNING")]
+    fleet = Fleet(
+        workspaces=[
+            SimWorkspace(
+                id="ws-big",
+                namespaces=[SimNamespace(name="bulk", deployments=[SimDeployment(name="busy", jobs=jobs)])],
+            )
+        ]
+    )
+    async with sim_and_client(fleet=fleet) as (sim, client):
+        dep = deployment(sim, "busy")
+        got = await client.recent_jobs("ws-big", "bulk", dep["deploymentId"])
+    assert sim.calls["ListJobs"] == 2  # the first and the last of five pages
+    assert dep["jobId"] in {j.job_id for j in got}
+    assert [j.state for j in got].count("RUNNING") == 1
+
+
+async def test_recent_jobs_of_a_short_history_is_one_call() -> None:
+    async with sim_and_client() as (sim, client):
+        dep = deployment(sim, "orders-etl")
+        got = await client.recent_jobs(WS, NS, dep["deploymentId"])
+    assert sim.calls["ListJobs"] == 1
+    assert dep["jobId"] in {j.job_id for j in got}

@@ -27,6 +27,7 @@ class FlinkApi(Protocol):
     ) -> JobDiagnosis: ...
     async def get_job(self, workspace: str, namespace: str, job_id: str) -> Job: ...
     async def list_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]: ...
+    async def recent_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]: ...
     async def get_deployment(self, workspace: str, namespace: str, deployment_id: str) -> Deployment: ...
     async def get_deployments_by_name(
         self, workspace: str, namespace: str, name: str
@@ -215,7 +216,7 @@ def current_job(jobs: Sequence[Job]) -> Job | None:
 
 async def deployment_target(api: FlinkApi, scope: Scope, namespace: str, deployment: Deployment) -> Target:
     """The target for a deployment's current job; NoRunningJob when there is none."""
-    jobs = await api.list_jobs(scope.workspace, namespace, deployment.deployment_id)
+    jobs = await api.recent_jobs(scope.workspace, namespace, deployment.deployment_id)
     job = current_job(jobs)
     if job is None:
         last = max(jobs, key=lambda j: j.start_time or 0) if jobs else None

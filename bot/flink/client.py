@@ -437,6 +437,33 @@ class FlinkClient:
         )
         return await self._all_pages(call, Job, key=lambda j: j.job_id)
 
+    async def recent_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]:
+        """The jobs that can hold a deployment's current one, in at most two calls (ListJobs).
+
+        A deployment that restarts often collects hundreds of jobs; walking them all on every
+        watch check would spend the API quota on history. The service's default order is not
+        documented, so the first and the last page are read: the newest jobs are on one of them.
+        """
+        ws, ns = self._scope(workspace, namespace)
+        dep = check_path_value(deployment_id, "deployment id", max_length=MAX_ID_LENGTH)
+        call = _Call(
+            "ListJobs",
+            f"/api/v2/namespaces/{_enc(ns)}/jobs",
+            ws,
+            ns,
+            query={"deploymentId": dep, "pageIndex": "1", "pageSize": str(PAGE_SIZE)},
+            deployment_id=dep,
+        )
+        jobs, env = self._page(call, await self._request(call), Job)
+        total = env.total_size or 0
+        last = -(-total // PAGE_SIZE)  # ceiling
+        if last > 1 and len(env.data or []) >= PAGE_SIZE:
+            last_call = replace(call, query={**(call.query or {}), "pageIndex": str(last)})
+            more, _ = self._page(last_call, await self._request(last_call), Job)
+            seen = {j.job_id for j in jobs}
+            jobs += [j for j in more if j.job_id not in seen]
+        return jobs
+
     async def get_deployment(self, workspace: str, namespace: str, deployment_id: str) -> Deployment:
         """One deployment (GetDeployment); `DeploymentNotFound` when the id is unknown."""
         ws, ns = self._scope(workspace, namespace)

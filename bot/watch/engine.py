@@ -448,7 +448,7 @@ class Sweeper:
     async def observe(self, t: WatchTarget, now: datetime) -> Observed:
         """One check of a deployment's current job; failures become observations."""
         try:
-            jobs = await self.api.list_jobs(t.workspace, t.namespace, t.deployment_id)
+            jobs = await self.api.recent_jobs(t.workspace, t.namespace, t.deployment_id)
             job = current_job(jobs)
             if job is None:
                 return Observed(Observation(kind="no_job", at=now))
