@@ -84,3 +84,26 @@ async def test_rerun_of_a_shared_message_updates_it_for_everyone(stack):
     await stack.settle()
     assert public.updates == 1 and not public.ephemeral
     assert "share_diagnosis" not in [b["action_id"] for b in buttons_of(public)]
+
+
+async def test_rerun_of_a_deployment_follows_it_to_its_new_job(stack):
+    message = await diagnose_and_wait(stack, "deployment orders-etl")
+    dep = deployment(stack.sim, "orders-etl")
+    old_job = dep["jobId"]
+    new_job = stack.sim.restart(dep["deploymentId"])
+    stack.sim.set_diagnosis(dep["deploymentId"], {"riskLevel": "RISK_LEVEL_MID", "healthScore": 70})
+    await stack.driver.press(message, find_button(message, "rerun_diagnosis"))
+    await stack.settle()
+    text = all_text(message)
+    assert new_job in text and "restarted" in text and old_job in text
+    assert "Mid" in text
+
+
+async def test_rerun_of_a_job_stays_on_that_job(stack):
+    dep = deployment(stack.sim, "orders-etl")
+    message = await diagnose_and_wait(stack, f"job {dep['jobId']}")
+    stack.sim.restart(dep["deploymentId"])
+    await stack.driver.press(message, find_button(message, "rerun_diagnosis"))
+    await stack.settle()
+    text = all_text(message)
+    assert "restarted" not in text and dep["jobId"] in text

@@ -110,6 +110,12 @@ class Change(BaseModel):
     health_after: int | None
     appeared: list[SymptomKey] = Field(default_factory=list)
     cleared: list[SymptomKey] = Field(default_factory=list)
+    job_before: str | None = None  # set when the runs are of the same deployment
+    job_after: str | None = None
+
+    @property
+    def job_changed(self) -> bool:
+        return bool(self.job_before and self.job_after and self.job_before != self.job_after)
 
     @property
     def health_delta(self) -> int | None:
@@ -120,7 +126,8 @@ class Change(BaseModel):
     @property
     def nothing_changed(self) -> bool:
         return (
-            self.direction == "same"
+            not self.job_changed
+            and self.direction == "same"
             and not self.appeared
             and not self.cleared
             and (self.health_delta in (0, None))

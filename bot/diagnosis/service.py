@@ -57,6 +57,7 @@ class RunResult:
     run: DiagnosisRun
     run_id: str
     change: Change | None = None
+    follow: bool = False  # asked for by deployment: a re-run diagnoses its current job
 
 
 class DiagnosisService:
@@ -75,13 +76,19 @@ class DiagnosisService:
         self.deadline = deadline
         self.now = now or (lambda: datetime.now(UTC))
 
-    async def _finish(self, who: Requester, target: Target, previous_id: str | None = None) -> RunResult:
+    async def _finish(
+        self, who: Requester, target: Target, previous_id: str | None = None, *, follow: bool = False
+    ) -> RunResult:
         run = await diagnose(self.api, target, now=self.now)
         change = None
         if previous_id:
             previous = await self.history.get(previous_id)
             if previous is not None:
                 change = compare(previous.snapshot, run.snapshot())
+                if previous.target.deployment_id == target.deployment_id:
+                    change = change.model_copy(
+                        update={"job_before": previous.target.job_id, "job_after": target.job_id}
+                    )
         run_id = await self.history.save(
             team_id=who.team_id,
             channel_id=who.channel_id,
@@ -91,7 +98,7 @@ class DiagnosisService:
             previous_run_id=previous_id,
             diagnosis=run.diagnosis.to_wire(),
         )
-        return RunResult(run=run, run_id=run_id, change=change)
+        return RunResult(run=run, run_id=run_id, change=change, follow=follow)
 
     async def diagnose_job(self, who: Requester, scope: Scope, job_id: str) -> RunResult:
         async with asyncio.timeout(self.deadline):
@@ -102,22 +109,30 @@ class DiagnosisService:
         async with asyncio.timeout(self.deadline):
             namespace, deployment = await find_deployment(self.api, scope, ref)
             target = await deployment_target(self.api, scope, namespace, deployment)
-            return await self._finish(who, target)
+            return await self._finish(who, target, follow=True)
+
+    async def _current(self, target: Target) -> Target:
+        """The same deployment's current job (it gets a new job id at every restart)."""
+        scope = Scope(workspace=target.workspace, namespaces=[target.namespace], region=target.region)
+        deployment = await self.api.get_deployment(target.workspace, target.namespace, target.deployment_id)
+        return await deployment_target(self.api, scope, target.namespace, deployment)
 
     async def diagnose_target(self, who: Requester, target: Target) -> RunResult:
         """A target picked from a list of choices: it may name a deployment without a job yet."""
         async with asyncio.timeout(self.deadline):
-            if not target.job_id:
-                scope = Scope(workspace=target.workspace, namespaces=[target.namespace], region=target.region)
-                deployment = await self.api.get_deployment(
-                    target.workspace, target.namespace, target.deployment_id
-                )
-                target = await deployment_target(self.api, scope, target.namespace, deployment)
-            return await self._finish(who, target)
+            follow = not target.job_id
+            if follow:
+                target = await self._current(target)
+            return await self._finish(who, target, follow=follow)
 
-    async def rerun(self, who: Requester, target: Target, previous_run_id: str | None) -> RunResult:
+    async def rerun(
+        self, who: Requester, target: Target, previous_run_id: str | None, *, follow: bool = False
+    ) -> RunResult:
+        """Diagnose again; with `follow`, the deployment's current job rather than `target`'s."""
         async with asyncio.timeout(self.deadline):
-            return await self._finish(who, target, previous_run_id)
+            if follow:
+                target = await self._current(target)
+            return await self._finish(who, target, previous_run_id, follow=follow)
 
     async def load(self, run_id: str) -> DiagnosisRun | None:
         """A stored run as it was shown (for Share)."""

@@ -29,13 +29,12 @@ from bot.commands import (
     parse_command,
 )
 from bot.config import Settings
-from bot.diagnosis.report import Target
 from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
 from bot.diagnosis.service import DiagnosisService, Requester, RunResult
 from bot.flink.errors import FlinkError
 from bot.logs import new_request_id
 from bot.slack.errors import checked, report_failure
-from bot.slack.render import parse_action_value
+from bot.slack.render import ActionValue, parse_action_value
 
 log = logging.getLogger("flinkdiag.slack")
 
@@ -71,12 +70,11 @@ class SlackDeps:
     tracker: Tracker = field(default_factory=Tracker)
 
 
-def _target_from_value(value: str) -> tuple[Target, str | None]:
+def _button_value(value: str) -> ActionValue:
     try:
-        parsed = parse_action_value(value)
+        return parse_action_value(value)
     except ValueError:
         raise StaleButton() from None
-    return parsed.target, parsed.run
 
 
 class StaleButton(FlinkError):
@@ -151,6 +149,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             run_id=result.run_id,
             ephemeral=not share,
             shared_by=user if share else None,
+            follow=result.follow,
         )
         await respond(
             **message.to_slack(),
@@ -249,10 +248,14 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
 
         async def work() -> None:
-            target, previous = _target_from_value(action.get("value") or "{}")
-            result = await deps.diagnoser.rerun(who, target, previous)
+            pressed = _button_value(action.get("value") or "{}")
+            result = await deps.diagnoser.rerun(who, pressed.target, pressed.run, follow=pressed.follow)
             message = renderer.render_diagnosis(
-                result.run, change=result.change, run_id=result.run_id, ephemeral=ephemeral
+                result.run,
+                change=result.change,
+                run_id=result.run_id,
+                ephemeral=ephemeral,
+                follow=result.follow,
             )
             await respond(**message.to_slack(), replace_original=True)
 
@@ -268,7 +271,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         user = (body.get("user") or {}).get("id", "")
 
         async def work() -> None:
-            _, run_id = _target_from_value(action.get("value") or "{}")
+            pressed = _button_value(action.get("value") or "{}")
+            run_id = pressed.run
             run = await deps.diagnoser.load(run_id) if run_id else None
             if run is None:
                 await respond(
@@ -278,7 +282,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                     replace_original=False,
                 )
                 return
-            message = renderer.render_diagnosis(run, run_id=run_id, ephemeral=False, shared_by=user)
+            message = renderer.render_diagnosis(
+                run, run_id=run_id, ephemeral=False, shared_by=user, follow=pressed.follow
+            )
             try:
                 await client.chat_postMessage(channel=channel, **message.to_slack())
             except SlackApiError as e:
@@ -326,9 +332,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         who = _requester(body)
 
         async def work() -> None:
-            target, _ = _target_from_value(action.get("value") or "{}")
+            target = _button_value(action.get("value") or "{}").target
             result = await deps.diagnoser.diagnose_target(who, target.model_copy(update={"job_id": ""}))
-            message = renderer.render_diagnosis(result.run, run_id=result.run_id, ephemeral=True)
+            message = renderer.render_diagnosis(result.run, run_id=result.run_id, ephemeral=True, follow=True)
             await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)
 
         await run_after_ack(work(), respond)

@@ -93,6 +93,8 @@ class ActionValue(BaseModel):
     target: Target
     run: str | None = None
     share: bool = False
+    # Re-run follows the deployment to its current job (the message came from `deployment …`)
+    follow: bool = False
 
 
 def _compact_json(data: dict[str, Any]) -> str:
@@ -102,7 +104,9 @@ def _compact_json(data: dict[str, Any]) -> str:
     return s.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def action_value(target: Target, run_id: str | None = None, *, share: bool = False) -> str | None:
+def action_value(
+    target: Target, run_id: str | None = None, *, share: bool = False, follow: bool = False
+) -> str | None:
     """A button value naming `target` (<= 2000 chars), or None when even the bare ids don't fit.
 
     The deployment name goes first when space runs short: the ids alone are enough to re-run.
@@ -116,6 +120,7 @@ def action_value(target: Target, run_id: str | None = None, *, share: bool = Fal
         "region": target.region,
         "run": run_id,
         "share": True if share else None,
+        "follow": True if follow else None,
     }
     full = {k: v for k, v in full.items() if v is not None}
     for drop in ((), ("name",), ("name", "run")):
@@ -138,7 +143,12 @@ def parse_action_value(value: str) -> ActionValue:
             deployment_name=d.get("name"),
             region=d.get("region"),
         )
-        return ActionValue(target=target, run=d.get("run"), share=bool(d.get("share", False)))
+        return ActionValue(
+            target=target,
+            run=d.get("run"),
+            share=bool(d.get("share", False)),
+            follow=bool(d.get("follow", False)),
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValidationError) as e:
         raise ValueError("not a flinkdiag button value") from e
 
@@ -241,6 +251,11 @@ def _categories(run: DiagnosisRun) -> list[dict[str, Any]]:
 def _change_text(change: Change) -> str:
     before, after = Risk.parse(change.risk_before), Risk.parse(change.risk_after)
     lines = [f"*Since {slack_date(change.previous_at)}*"]
+    if change.job_changed:
+        lines.append(
+            f":arrows_counterclockwise: The deployment restarted: job {code(change.job_before, 80)} → "
+            f"{code(change.job_after, 80)}"
+        )
     if change.nothing_changed:
         lines.append("Nothing changed.")
         return "\n".join(lines)
@@ -281,9 +296,11 @@ def _safe_url(url: str | None) -> str | None:
     return quote(url, safe="/:?=&#%~.-_+,;@!$'()*")
 
 
-def _diagnosis_actions(target: Target, run_id: str | None, ephemeral: bool) -> list[dict[str, Any]]:
+def _diagnosis_actions(
+    target: Target, run_id: str | None, ephemeral: bool, follow: bool
+) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
-    value = action_value(target, run_id)
+    value = action_value(target, run_id, follow=follow)
     if value is not None:
         actions.append(_button("rerun_diagnosis", ":repeat: Re-run diagnosis", value=value, style="primary"))
         if ephemeral:
@@ -295,7 +312,12 @@ def _diagnosis_actions(target: Target, run_id: str | None, ephemeral: bool) -> l
 
 
 def _diagnosis_context(
-    run: DiagnosisRun, change: Change | None, run_id: str | None, shared_by: str | None, ephemeral: bool
+    run: DiagnosisRun,
+    change: Change | None,
+    run_id: str | None,
+    shared_by: str | None,
+    ephemeral: bool,
+    follow: bool = False,
 ) -> dict[str, Any]:
     t, d = run.target, run.diagnosis
     risk = run.risk
@@ -316,7 +338,7 @@ def _diagnosis_context(
         "symptom_count": count,
         "no_symptoms": ":white_check_mark: No symptoms found.",
         "change": _change_text(change) if change is not None else None,
-        "actions": _diagnosis_actions(t, run_id, ephemeral),
+        "actions": _diagnosis_actions(t, run_id, ephemeral, follow),
         "shared_by": f"Shared by {user_mention(shared_by)}" if shared_by else None,
         "summary": " · ".join(summary_bits),
         "ephemeral": ephemeral,
@@ -1061,9 +1083,12 @@ class Renderer:
         run_id: str | None = None,
         shared_by: str | None = None,
         ephemeral: bool = True,
+        follow: bool = False,
     ) -> Message:
-        """A diagnosis: risk, health, where the job lives, symptoms by category, what changed, buttons."""
-        return self.render("diagnosis", _diagnosis_context(run, change, run_id, shared_by, ephemeral))
+        """A diagnosis: risk, health, where the job lives, symptoms by category, what changed, buttons.
+
+        `follow`: Re-run diagnoses the deployment's current job, not this job (after a restart)."""
+        return self.render("diagnosis", _diagnosis_context(run, change, run_id, shared_by, ephemeral, follow))
 
     def render_progress(self, what: str) -> Message:
         """The "Diagnosing …" note shown while the API is asked."""
@@ -1175,10 +1200,11 @@ def render_diagnosis(
     run_id: str | None = None,
     shared_by: str | None = None,
     ephemeral: bool = True,
+    follow: bool = False,
 ) -> Message:
     """`Renderer().render_diagnosis` with the packaged templates."""
     return _default().render_diagnosis(
-        run, change=change, run_id=run_id, shared_by=shared_by, ephemeral=ephemeral
+        run, change=change, run_id=run_id, shared_by=shared_by, ephemeral=ephemeral, follow=follow
     )
 
 
