@@ -423,11 +423,10 @@ class FlinkClient:
         call = _Call("GetJob", f"/api/v2/namespaces/{_enc(ns)}/jobs/{_enc(job)}", ws, ns, job_id=job)
         return self._one(call, await self._request(call), Job)
 
-    async def list_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]:
-        """Every job of a deployment, all pages (ListJobs)."""
+    def _list_jobs_call(self, workspace: str, namespace: str, deployment_id: str) -> _Call:
         ws, ns = self._scope(workspace, namespace)
         dep = check_path_value(deployment_id, "deployment id", max_length=MAX_ID_LENGTH)
-        call = _Call(
+        return _Call(
             "ListJobs",
             f"/api/v2/namespaces/{_enc(ns)}/jobs",
             ws,
@@ -435,6 +434,10 @@ class FlinkClient:
             query={"deploymentId": dep},
             deployment_id=dep,
         )
+
+    async def list_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]:
+        """Every job of a deployment, all pages (ListJobs)."""
+        call = self._list_jobs_call(workspace, namespace, deployment_id)
         return await self._all_pages(call, Job, key=lambda j: j.job_id)
 
     async def recent_jobs(self, workspace: str, namespace: str, deployment_id: str) -> list[Job]:
@@ -444,16 +447,8 @@ class FlinkClient:
         watch check would spend the API quota on history. The service's default order is not
         documented, so the first and the last page are read: the newest jobs are on one of them.
         """
-        ws, ns = self._scope(workspace, namespace)
-        dep = check_path_value(deployment_id, "deployment id", max_length=MAX_ID_LENGTH)
-        call = _Call(
-            "ListJobs",
-            f"/api/v2/namespaces/{_enc(ns)}/jobs",
-            ws,
-            ns,
-            query={"deploymentId": dep, "pageIndex": "1", "pageSize": str(PAGE_SIZE)},
-            deployment_id=dep,
-        )
+        call = self._list_jobs_call(workspace, namespace, deployment_id)
+        call = replace(call, query={**(call.query or {}), "pageIndex": "1", "pageSize": str(PAGE_SIZE)})
         jobs, env = self._page(call, await self._request(call), Job)
         total = env.total_size or 0
         last = -(-total // PAGE_SIZE)  # ceiling
