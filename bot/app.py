@@ -69,16 +69,20 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def configure_slack_client(client: AsyncWebClient, base_url: str | None) -> AsyncWebClient:
+    """Point a Web API client at `base_url` and make it wait out 429s (Retry-After) instead of
+    dropping the message; slack_sdk's default retries connection errors only."""
+    client.base_url = base_url or "https://slack.com/api/"
+    client.retry_handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+    ]
+    return client
+
+
 def slack_client(token: str, base_url: str | None) -> AsyncWebClient:
-    """A Web API client that waits out 429s (Retry-After) instead of dropping the message."""
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url or "https://slack.com/api/",
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-        ],
-    )
+    """A configured Web API client of its own (start-up checks)."""
+    return configure_slack_client(AsyncWebClient(token=token), base_url)
 
 
 @dataclass
@@ -104,16 +108,17 @@ def build(
 ) -> Wiring:
     """Assemble every part; nothing starts running here (see `Wiring.scheduler.start()`)."""
     clock = now or (lambda: datetime.now(UTC))
-    token = secret(settings.slack_bot_token) or ""
-    web = slack_client(token, settings.slack_api_url)
+    # The token goes to Bolt itself (not a client of ours): given a client, Bolt still reads
+    # SLACK_BOT_TOKEN from the environment and warns at every start that it is unused.
     app = AsyncApp(
-        client=web,
+        token=secret(settings.slack_bot_token),
         signing_secret=secret(settings.slack_signing_secret) or "",
         request_verification_enabled=not socket_mode,
         # Ack first, work after: Bolt answers Slack as soon as ack() is called.
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
+    web = configure_slack_client(app.client, settings.slack_api_url)
     renderer = Renderer(settings.template_dir)
     notifier = SlackNotifier(web, renderer, now=clock)
     watch = WatchService(

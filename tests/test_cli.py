@@ -295,6 +295,7 @@ async def test_serve_http_mode_end_to_end(tmp_path):
         await sim.stop()
     logs = log_path.read_text()
     assert "Traceback" not in logs
+    assert "will be unused" not in logs  # Bolt's warning when given a client and a token
     assert signing not in logs and slack.bot_token not in logs
 
 
