@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from flink_helpers import AK, NS, STS_AK, STS_SECRET, WS, deployment, fast_settings, sim_and_client
 
-from bot.flink.client import FlinkClient, _Call, classify_error
+from bot.flink.client import Call, FlinkClient, classify_error
 from bot.flink.credentials import StaticCredentials
 from bot.flink.errors import (
     DeploymentNotFound,
@@ -238,7 +238,7 @@ async def test_success_false_on_200_is_an_error(canned) -> None:
 
 # --------------------------------------------------------------------------- the classification table
 
-CALL = _Call("GetJob", "/p", "ws-1", "ns-1", job_id="job-1")
+CALL = Call("GetJob", "/p", "ws-1", "ns-1", job_id="job-1")
 
 
 @pytest.mark.parametrize(

@@ -14,16 +14,14 @@ import json
 import logging
 import ssl
 import time
-import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, TypeVar
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
@@ -33,21 +31,18 @@ from bot.config import Settings
 from bot.flink import signer
 from bot.flink.credentials import CredentialsProvider
 from bot.flink.errors import (
-    DeploymentNotFound,
-    FlinkAuthError,
     FlinkError,
-    FlinkNotFound,
-    FlinkPermissionError,
-    FlinkRequestRejected,
-    FlinkServiceError,
     FlinkThrottled,
     FlinkTimeout,
     FlinkUnavailable,
     FlinkUnreadable,
-    InvalidInput,
-    JobNotFound,
 )
+from bot.flink.failures import Call, classify_error, first_of
+from bot.flink.limiter import EndpointLimiter, LimiterStats
 from bot.flink.models import Deployment, Envelope, Job, JobDiagnosis
+from bot.flink.paths import check_path_value
+
+__all__ = ["Call", "EndpointLimiter", "FlinkClient", "LimiterStats", "check_path_value", "classify_error"]
 
 log = logging.getLogger(__name__)
 
@@ -70,244 +65,6 @@ def _user_agent() -> str:
 
 
 USER_AGENT = _user_agent()
-
-
-# --------------------------------------------------------------------------- input checking
-
-
-def check_path_value(value: object, field: str, *, max_length: int) -> str:
-    """Refuse a value that would change the request path instead of naming one thing in it.
-
-    Percent-encoding alone is not enough: some gateways decode `%2F` and normalise `..`.
-    """
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} is a {type(value).__name__}", user_message=f"The {field} is missing.")
-    if not value.strip():
-        raise InvalidInput(f"{field} is empty", user_message=f"The {field} is empty.")
-    if len(value) > max_length:
-        raise InvalidInput(
-            f"{field} too long ({len(value)} > {max_length})",
-            user_message=f"The {field} is too long ({len(value)} characters; at most {max_length}).",
-        )
-    if value in (".", ".."):
-        raise InvalidInput(f"{field} is a dot path", user_message=f"The {field} cannot be `{value}`.")
-    for ch in value:
-        if ch in "/\\?#":
-            raise InvalidInput(
-                f"{field} contains {ch!r}", user_message=f"The {field} must not contain `{ch}`."
-            )
-        # Cc: control characters (\x00, \n, \r, \t, DEL, C1); Cs: lone surrogates, which cannot
-        # be UTF-8 encoded; Zl/Zp: line and paragraph separators.
-        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
-            raise InvalidInput(
-                f"{field} contains control character U+{ord(ch):04X}",
-                user_message=f"The {field} must not contain control characters.",
-            )
-    return value
-
-
-# --------------------------------------------------------------------------- limiter
-
-
-@dataclass(frozen=True)
-class LimiterStats:
-    """What the endpoint limiter has seen; for tests and diagnostics."""
-
-    max_concurrency: int
-    max_calls_per_second: float
-    in_flight: int
-    peak_in_flight: int
-    started: int
-
-
-class EndpointLimiter:
-    """Caps concurrent calls (a semaphore) and calls per second (a leaky bucket) for one endpoint."""
-
-    def __init__(self, max_concurrency: int, max_calls_per_second: float) -> None:
-        self.max_concurrency = max_concurrency
-        self.max_calls_per_second = max_calls_per_second
-        self._semaphore = asyncio.Semaphore(max_concurrency)
-        # AsyncLimiter cannot hand out a whole token from a bucket smaller than one, so a rate
-        # under 1/s becomes "1 per 1/rate seconds".
-        capacity = max(1.0, max_calls_per_second)
-        self._rate = AsyncLimiter(capacity, capacity / max_calls_per_second)
-        self._in_flight = 0
-        self._peak = 0
-        self._started = 0
-
-    async def __aenter__(self) -> EndpointLimiter:
-        # Wait for a rate token before taking a concurrency slot, so a call held back by the rate
-        # does not also hold a slot.
-        await self._rate.acquire()
-        await self._semaphore.acquire()
-        self._in_flight += 1
-        self._started += 1
-        self._peak = max(self._peak, self._in_flight)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._in_flight -= 1
-        self._semaphore.release()
-
-    def stats(self) -> LimiterStats:
-        return LimiterStats(
-            self.max_concurrency, self.max_calls_per_second, self._in_flight, self._peak, self._started
-        )
-
-
-# --------------------------------------------------------------------------- one call
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One API operation: what to send, and the words to explain a failure of it."""
-
-    action: str
-    path: str  # percent-encoded, as sent
-    workspace: str
-    namespace: str
-    query: Mapping[str, str] | None = None
-    job_id: str | None = None
-    deployment_id: str | None = None
-    deployment_name: str | None = None
-
-    def not_found_sentence(self, code: str | None) -> str:
-        where = f"namespace `{self.namespace}` (workspace `{self.workspace}`)"
-        if code == "JobNotFound" and self.job_id:
-            return f"Job `{self.job_id}` was not found in {where}."
-        if code == "DeploymentNotFound" and self.deployment_id:
-            return f"Deployment `{self.deployment_id}` was not found in {where}."
-        if code == "DeploymentNotFound" and self.deployment_name:
-            return f"No deployment named `{self.deployment_name}` was found in {where}."
-        if code == "NamespaceNotFound":
-            return f"Namespace `{self.namespace}` was not found in workspace `{self.workspace}`."
-        if code == "WorkspaceNotFound":
-            return f"Workspace `{self.workspace}` was not found."
-        return f"The Flink API found nothing for {self.action} in {where}" + (
-            f" (`{code}`)." if code else "."
-        )
-
-
-def _first(body: Mapping[str, Any], *keys: str) -> str | None:
-    for k in keys:
-        v = body.get(k)
-        if v not in (None, ""):
-            return str(v)
-    return None
-
-
-def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    # The vendor SDK reads x-acs-retry-after as milliseconds (positive integers only); the standard
-    # Retry-After header is seconds.
-    raw = headers.get("x-acs-retry-after")
-    if raw:
-        try:
-            ms = int(raw)
-        except ValueError:
-            ms = 0
-        if ms > 0:
-            return ms / 1000
-    raw = headers.get("Retry-After")
-    if raw:
-        try:
-            s = float(raw)
-        except ValueError:
-            return None
-        return s if s > 0 else None
-    return None
-
-
-_AUTH_CODES = (
-    "Signature",
-    "InvalidAccessKeyId",
-    "InvalidSecurityToken",
-    "IncompleteSignature",
-    "RequestTimeTooSkewed",
-)
-_SERVICE_CODES = ("InternalError", "ServiceUnavailable", "ServerBusy")
-
-
-def _short(text: str | None, limit: int = 200) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def classify_error(
-    call: _Call,
-    status: int,
-    headers: Mapping[str, str],
-    body: Mapping[str, Any] | None,
-) -> FlinkError:
-    """Turn a failed response into the typed error, by error code first and HTTP status second."""
-    body = body or {}
-    request_id = _first(body, "requestId", "RequestId") or headers.get("x-acs-request-id")
-    code = _first(body, "errorCode", "Code", "code")
-    message = _first(body, "errorMessage", "Message", "message") or f"HTTP {status}"
-    retry_after = _retry_after_seconds(headers)
-    kw: dict[str, Any] = {"request_id": request_id, "error_code": code, "http_status": status}
-    text = f"{call.action}: {message}"
-    tag = f" (`{code}`)" if code else f" (HTTP {status})"
-
-    c = code or ""
-    if any(m in c for m in _AUTH_CODES):
-        return FlinkAuthError(text, user_message=_auth_sentence(c), **kw)
-    if c.startswith(("Forbidden", "NoPermission")):
-        return FlinkPermissionError(text, user_message=_permission_sentence(call, tag), **kw)
-    if c.startswith("Throttling"):
-        return FlinkThrottled(text, retry_after=retry_after, user_message=_throttle_sentence(tag), **kw)
-    if c == "JobNotFound":
-        return JobNotFound(text, user_message=call.not_found_sentence(c), **kw)
-    if c == "DeploymentNotFound":
-        return DeploymentNotFound(text, user_message=call.not_found_sentence(c), **kw)
-    if c.endswith("NotFound"):
-        return FlinkNotFound(text, user_message=call.not_found_sentence(c), **kw)
-    if c.startswith(_SERVICE_CODES):
-        return FlinkServiceError(text, user_message=_service_sentence(tag), **kw)
-
-    if status == 401:
-        return FlinkAuthError(text, user_message=_auth_sentence(c), **kw)
-    if status == 403:
-        return FlinkPermissionError(text, user_message=_permission_sentence(call, tag), **kw)
-    if status == 429 or retry_after is not None:
-        return FlinkThrottled(text, retry_after=retry_after, user_message=_throttle_sentence(tag), **kw)
-    if status == 404:
-        return FlinkNotFound(text, user_message=call.not_found_sentence(code), **kw)
-    if status >= 500:
-        return FlinkServiceError(text, user_message=_service_sentence(tag), **kw)
-    return FlinkRequestRejected(
-        text,
-        user_message=f"The Flink API rejected {call.action}{tag}: {_short(message)}",
-        **kw,
-    )
-
-
-def _auth_sentence(code: str) -> str:
-    if code.startswith("InvalidAccessKeyId"):
-        return f"The Flink API does not know the bot's AccessKey id (`{code}`); check its credentials."
-    if code.startswith("InvalidSecurityToken"):
-        return (
-            f"The Flink API refused the bot's STS token (`{code}`); its temporary credentials need renewing."
-        )
-    if code == "RequestTimeTooSkewed":
-        return "The Flink API refused the request because the bot's clock is off; check the host's time."
-    if code:
-        return f"The Flink API refused the bot's signature (`{code}`); check the bot's AccessKey secret."
-    return FlinkAuthError.default_sentence
-
-
-def _permission_sentence(call: _Call, tag: str) -> str:
-    return (
-        f"The bot's RAM identity may not call {call.action} in workspace `{call.workspace}`{tag}; "
-        f"grant it `stream:{call.action}`."
-    )
-
-
-def _throttle_sentence(tag: str) -> str:
-    return f"The Flink API is throttling the bot{tag}; try again in a minute."
-
-
-def _service_sentence(tag: str) -> str:
-    return f"The Flink API had an internal error{tag}; try again shortly."
 
 
 # --------------------------------------------------------------------------- the client
@@ -401,7 +158,7 @@ class FlinkClient:
         ws, ns = self._scope(workspace, namespace)
         dep = check_path_value(deployment_id, "deployment id", max_length=MAX_ID_LENGTH)
         job = check_path_value(job_id, "job id", max_length=MAX_ID_LENGTH)
-        call = _Call(
+        call = Call(
             "GetJobDiagnosis",
             f"/api/v2/namespaces/{_enc(ns)}/deployments/{_enc(dep)}/jobs/{_enc(job)}/job-diagnoses/lite",
             ws,
@@ -420,13 +177,13 @@ class FlinkClient:
         """One job instance (GetJob); `JobNotFound` when the id is unknown."""
         ws, ns = self._scope(workspace, namespace)
         job = check_path_value(job_id, "job id", max_length=MAX_ID_LENGTH)
-        call = _Call("GetJob", f"/api/v2/namespaces/{_enc(ns)}/jobs/{_enc(job)}", ws, ns, job_id=job)
+        call = Call("GetJob", f"/api/v2/namespaces/{_enc(ns)}/jobs/{_enc(job)}", ws, ns, job_id=job)
         return self._one(call, await self._request(call), Job)
 
-    def _list_jobs_call(self, workspace: str, namespace: str, deployment_id: str) -> _Call:
+    def _list_jobs_call(self, workspace: str, namespace: str, deployment_id: str) -> Call:
         ws, ns = self._scope(workspace, namespace)
         dep = check_path_value(deployment_id, "deployment id", max_length=MAX_ID_LENGTH)
-        return _Call(
+        return Call(
             "ListJobs",
             f"/api/v2/namespaces/{_enc(ns)}/jobs",
             ws,
@@ -463,7 +220,7 @@ class FlinkClient:
         """One deployment (GetDeployment); `DeploymentNotFound` when the id is unknown."""
         ws, ns = self._scope(workspace, namespace)
         dep = check_path_value(deployment_id, "deployment id", max_length=MAX_ID_LENGTH)
-        call = _Call(
+        call = Call(
             "GetDeployment",
             f"/api/v2/namespaces/{_enc(ns)}/deployments/{_enc(dep)}",
             ws,
@@ -476,7 +233,7 @@ class FlinkClient:
         """Deployments with exactly this name (GetDeploymentsByName); [] when none."""
         ws, ns = self._scope(workspace, namespace)
         nm = check_path_value(name, "deployment name", max_length=MAX_NAME_LENGTH)
-        call = _Call(
+        call = Call(
             "GetDeploymentsByName",
             f"/api/v2/namespaces/{_enc(ns)}/deployments/name/{_enc(nm)}",
             ws,
@@ -494,7 +251,7 @@ class FlinkClient:
         if name is not None:
             # A query value cannot change the path, but the same limits keep odd input out of logs.
             query["name"] = check_path_value(name, "deployment name", max_length=MAX_NAME_LENGTH)
-        call = _Call("ListDeployments", f"/api/v2/namespaces/{_enc(ns)}/deployments", ws, ns, query=query)
+        call = Call("ListDeployments", f"/api/v2/namespaces/{_enc(ns)}/deployments", ws, ns, query=query)
         return await self._all_pages(call, Deployment, key=lambda d: d.deployment_id)
 
     # ----------------------------------------------------------------- parsing
@@ -506,7 +263,7 @@ class FlinkClient:
             check_path_value(namespace, "namespace", max_length=MAX_NAME_LENGTH),
         )
 
-    def _one(self, call: _Call, body: dict[str, Any], model: type[M]) -> M:
+    def _one(self, call: Call, body: dict[str, Any], model: type[M]) -> M:
         try:
             env = Envelope[model].model_validate(body)  # type: ignore[valid-type]
         except ValidationError as e:
@@ -515,11 +272,11 @@ class FlinkClient:
             raise self._unreadable(call, body, "no data")
         return env.data
 
-    def _many(self, call: _Call, body: dict[str, Any], model: type[M]) -> list[M]:
+    def _many(self, call: Call, body: dict[str, Any], model: type[M]) -> list[M]:
         items, _ = self._page(call, body, model)
         return items
 
-    def _page(self, call: _Call, body: dict[str, Any], model: type[M]) -> tuple[list[M], Envelope[Any]]:
+    def _page(self, call: Call, body: dict[str, Any], model: type[M]) -> tuple[list[M], Envelope[Any]]:
         try:
             env = Envelope[list[Any]].model_validate({**body, "data": body.get("data") or []})
         except ValidationError as e:
@@ -541,7 +298,7 @@ class FlinkClient:
             raise self._unreadable(call, body, "no readable item")
         return items, env
 
-    async def _all_pages(self, call: _Call, model: type[M], *, key: Callable[[M], str]) -> list[M]:
+    async def _all_pages(self, call: Call, model: type[M], *, key: Callable[[M], str]) -> list[M]:
         seen: dict[str, M] = {}
         fetched = 0
         for page_index in range(1, MAX_PAGES + 1):
@@ -567,17 +324,17 @@ class FlinkClient:
         return list(seen.values())
 
     @staticmethod
-    def _unreadable(call: _Call, body: Mapping[str, Any], why: str) -> FlinkUnreadable:
+    def _unreadable(call: Call, body: Mapping[str, Any], why: str) -> FlinkUnreadable:
         return FlinkUnreadable(
             f"{call.action}: unreadable response ({why})",
-            request_id=_first(body, "requestId", "RequestId"),
+            request_id=first_of(body, "requestId", "RequestId"),
             http_status=200,
             user_message=f"The Flink API sent an answer to {call.action} the bot could not read.",
         )
 
     # ----------------------------------------------------------------- transport
 
-    async def _request(self, call: _Call) -> dict[str, Any]:
+    async def _request(self, call: Call) -> dict[str, Any]:
         """Send `call` with retries; the successful response's JSON body."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_retries + 1),
@@ -600,7 +357,7 @@ class FlinkClient:
         return delay
 
     @staticmethod
-    def _log_retry(call: _Call, rs: RetryCallState) -> None:
+    def _log_retry(call: Call, rs: RetryCallState) -> None:
         exc = rs.outcome.exception() if rs.outcome else None
         fields = exc.log_fields() if isinstance(exc, FlinkError) else {"error_kind": type(exc).__name__}
         log.warning(
@@ -614,7 +371,7 @@ class FlinkClient:
         )
 
     def _signed_headers(
-        self, call: _Call, access_key_id: str, secret: str, token: str | None
+        self, call: Call, access_key_id: str, secret: str, token: str | None
     ) -> dict[str, str]:
         headers = {
             "host": self._host,
@@ -642,7 +399,7 @@ class FlinkClient:
         headers["authorization"] = signed.authorization
         return headers
 
-    async def _attempt(self, call: _Call, attempt: int) -> dict[str, Any]:
+    async def _attempt(self, call: Call, attempt: int) -> dict[str, Any]:
         credential = await self._credentials.get()
         token = credential.security_token.get_secret_value() if credential.security_token else None
         query = signer.canonical_query(call.query)
@@ -662,7 +419,7 @@ class FlinkClient:
                 status, resp_headers, raw = await self._exchange(session, call, url, headers)
                 request_id = resp_headers.get("x-acs-request-id")
                 body = self._decode(call, status, resp_headers, raw)
-                request_id = _first(body, "requestId", "RequestId") or request_id
+                request_id = first_of(body, "requestId", "RequestId") or request_id
                 return body
             except FlinkError as e:
                 request_id = e.request_id or request_id
@@ -680,7 +437,7 @@ class FlinkClient:
                 )
 
     async def _exchange(
-        self, session: aiohttp.ClientSession, call: _Call, url: URL, headers: dict[str, str]
+        self, session: aiohttp.ClientSession, call: Call, url: URL, headers: dict[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
         try:
             async with session.get(
@@ -717,7 +474,7 @@ class FlinkClient:
                 user_message=f"The Flink API at `{self._host}` could not be reached.",
             ) from None
 
-    def _decode(self, call: _Call, status: int, headers: Mapping[str, str], raw: bytes) -> dict[str, Any]:
+    def _decode(self, call: Call, status: int, headers: Mapping[str, str], raw: bytes) -> dict[str, Any]:
         try:
             body = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
