@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.local import LocalStack
 from bot.slack.driver import buttons_of
 from bot.slack.localslack import LocalMessage
-from bot.slack.render import message_to_text
+from bot.slack.text import message_to_text
 
 PROMPT = "you> "
 CHANNEL = "CLOCAL"

@@ -33,8 +33,8 @@ from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
 from bot.diagnosis.service import DiagnosisService, Requester, RunResult
 from bot.flink.errors import FlinkError
 from bot.logs import new_request_id
+from bot.slack.buttons import ActionValue, parse_action_value
 from bot.slack.errors import checked, report_failure
-from bot.slack.render import ActionValue, parse_action_value
 
 log = logging.getLogger("flinkdiag.slack")
 

@@ -1,0 +1,91 @@
+"""Small formatting helpers shared by several message kinds: dates, mentions, plurals, risk and
+health phrases, a watch's threshold and interval, buttons and safe links. Values come out escaped
+unless a docstring says plain text."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from bot.commands import format_duration
+from bot.diagnosis.risk import Risk, health_band
+from bot.slack.blocks import escape_mrkdwn
+from bot.watch.policy import TargetState
+
+# Per-symptom caps keep one symptom readable and far inside a section's 3000 characters.
+_NAME_MAX = 200
+# One deployment to a line: alert digests, watch lists, reports.
+_LINE_NAME_MAX = 80
+_LINE_SYMPTOM_MAX = 100
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+
+def slack_date(when: datetime) -> str:
+    """Slack's date markup: each reader sees their own time zone; the fallback is UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def user_mention(user_id: str) -> str:
+    """`<@U…>` for a real Slack user id, escaped text for anything else."""
+    return f"<@{user_id}>" if _USER_ID.match(user_id) else escape_mrkdwn(user_id)
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _risk_phrase(risk: Risk) -> str:
+    return f"{risk.label} risk" if risk.raw is not None else "Risk not reported"
+
+
+def interval_text(seconds: int) -> str:
+    """How often a watch checks, spelled as `--every` takes it: `every 5m`, `every 90m`. Plain text."""
+    return "every " + format_duration(timedelta(seconds=max(0, int(seconds))))
+
+
+def threshold_text(min_risk: str | None) -> str:
+    """A watch's threshold as a phrase: `alerts at Mid and above`. Plain text (not escaped)."""
+    return f"alerts at {Risk.parse(min_risk).label} and above"
+
+
+def _health(score: int | None) -> str:
+    band = health_band(score)
+    if score is None:
+        return f"{band.emoji} not reported"
+    return f"{band.emoji} {score}/100 ({band.label})"
+
+
+def _health_plain(score: int | None) -> str:
+    return f"health {score}/100" if score is not None else "health not reported"
+
+
+def _button(
+    action_id: str, text: str, *, value: str | None = None, url: str | None = None, style: str | None = None
+) -> dict[str, Any]:
+    # Every key present: templates run with StrictUndefined, so a missing one would be an error.
+    return {"action_id": action_id, "text": text, "value": value, "url": url, "style": style}
+
+
+def _safe_url(url: str | None) -> str | None:
+    """Percent-encode what an id put in a URL path; only https links are offered.
+
+    `Target.console_url` pastes ids into the path as they are, and ids come from the API.
+    """
+    if not url or not url.startswith("https://"):
+        return None
+    return quote(url, safe="/:?=&#%~.-_+,;@!$'()*")
+
+
+def _snoozed_until(state: TargetState, now: datetime) -> datetime | None:
+    """When the snooze ends, if it has not ended by `now` (the store may hand back naive UTC)."""
+    until = state.snoozed_until
+    return until if until is not None and _aware(until) > _aware(now) else None
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
