@@ -33,7 +33,7 @@ from bot.slack.render import (
     target_value,
     threshold_text,
 )
-from bot.watch.engine import Notice, Watch, WatchTarget
+from bot.watch.model import Notice, Watch, WatchTarget
 from bot.watch.policy import Action, Reason, TargetState
 from bot.watch.report import FleetReport, ReportRow
 

@@ -16,8 +16,9 @@ from bot.flink.sim import Fleet, Simulator
 from bot.local import LocalStack
 from bot.store import Store
 from bot.store.watches import WatchStore
-from bot.watch.engine import CheckRecord, GroupRecorder
+from bot.watch.model import CheckRecord
 from bot.watch.policy import TargetState
+from bot.watch.recorder import GroupRecorder
 
 WS, NS = "ws-scale", "ns-scale"
 

@@ -27,7 +27,7 @@ from bot.slack.format import (
     slack_date,
     threshold_text,
 )
-from bot.watch.engine import Notice, WatchTarget
+from bot.watch.model import Notice, WatchTarget
 from bot.watch.policy import Reason
 
 # An alert shows what to do first; the full list is one Re-run away.

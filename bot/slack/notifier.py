@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import Message
-from bot.watch.engine import (
+from bot.watch.model import (
     PAUSING_ERRORS,
     AnchorNotUpdated,
     ChannelUnavailable,

@@ -43,7 +43,7 @@ from bot.slack.diagnosis_view import (
 from bot.slack.format import interval_text, slack_date, threshold_text, user_mention
 from bot.slack.text import blocks_to_text, message_to_text, mrkdwn_to_text
 from bot.slack.watch_view import _report_context, _watches_context
-from bot.watch.engine import Notice, Watch, WatchTarget
+from bot.watch.model import Notice, Watch, WatchTarget
 from bot.watch.report import FleetReport
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.diagnosis.resolve import pick_scope
 from bot.logs import new_request_id
 from bot.slack.notifier import SlackNotifier
-from bot.watch.engine import ChannelUnavailable, DeliveryFailed
+from bot.watch.model import ChannelUnavailable, DeliveryFailed
 from bot.watch.service import WatchError, WatchService
 
 log = logging.getLogger("flinkdiag.slack.watch")

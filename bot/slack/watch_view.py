@@ -20,7 +20,7 @@ from bot.slack.format import (
     slack_date,
     threshold_text,
 )
-from bot.watch.engine import Watch, WatchTarget
+from bot.watch.model import Watch, WatchTarget
 from bot.watch.policy import TargetState
 from bot.watch.report import FleetReport, ReportRow
 

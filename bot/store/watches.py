@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.store.db import dialect_insert
 from bot.store.models import ReportScheduleRow, WatchRow, WatchTargetRow
 from bot.store.types import Clock, utc_now
-from bot.watch.engine import CheckRecord, Watch, WatchTarget
+from bot.watch.model import CheckRecord, Watch, WatchTarget
 from bot.watch.policy import TargetState
 from bot.watch.schedules import ReportSchedule
 

@@ -17,15 +17,11 @@ No Slack and no SQL here: both come in through protocols.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict
 
 from bot.diagnosis.report import DiagnosisRun, Target
 from bot.diagnosis.resolve import FlinkApi, current_job
@@ -33,167 +29,24 @@ from bot.diagnosis.risk import Risk
 from bot.flink.errors import FlinkError
 from bot.flink.models import Deployment, JobDiagnosis
 from bot.logs import new_request_id
-from bot.watch.policy import Action, Decision, Observation, Reason, TargetState, decide
+from bot.watch.model import (
+    AnchorNotUpdated,
+    ChannelUnavailable,
+    CheckRecord,
+    DeliveryFailed,
+    Notice,
+    Notifier,
+    WatchRepo,
+    WatchTarget,
+)
+from bot.watch.policy import Action, Decision, Observation, decide
+from bot.watch.recorder import GroupRecorder
+from bot.watch.storm import StormGate
 
 log = logging.getLogger("flinkdiag.watch")
 
-PAUSING_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
-
 # Checks started per turn of the event loop when a sweep begins.
 START_CHUNK = 64
-
-
-class Watch(BaseModel):
-    """A channel's request to watch one deployment or a whole namespace."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    team_id: str
-    channel_id: str
-    kind: Literal["deployment", "namespace"]
-    workspace: str
-    namespace: str
-    deployment_id: str | None = None
-    deployment_name: str | None = None
-    min_risk: str
-    interval_seconds: int
-    created_by: str | None = None
-    created_at: datetime | None = None
-    paused_reason: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.kind == "namespace":
-            return f"namespace {self.namespace}"
-        return f"deployment {self.deployment_name or self.deployment_id}"
-
-
-class WatchTarget(BaseModel):
-    """One deployment watched for one channel (a namespace watch has one per deployment)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    watch_id: int
-    team_id: str
-    channel_id: str
-    workspace: str
-    namespace: str
-    deployment_id: str
-    deployment_name: str | None = None
-    min_risk: str
-    interval_seconds: int
-    state: TargetState = TargetState()
-    anchor_ts: str | None = None
-    # the anchor is a storm digest shared with other deployments: reply in its thread, never edit it
-    anchor_shared: bool = False
-    job_id: str | None = None
-    top_symptom: str | None = None
-    muted: bool = False
-    next_check_at: float = 0.0
-
-    @property
-    def label(self) -> str:
-        return self.deployment_name or self.deployment_id
-
-
-class Notice(BaseModel):
-    """What the engine asks the Slack side to say; the sink renders it."""
-
-    action: Action
-    reason: Reason
-    target: WatchTarget
-    decision_risk: str | None
-    previous_risk: str | None = None  # the highest level announced before this decision
-    run: DiagnosisRun | None = None
-    error: str | None = None
-
-
-class ChannelUnavailable(Exception):
-    """Slack will not take messages for this channel (archived, bot not in it, gone)."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-class DeliveryFailed(Exception):
-    """Slack did not take the message this time (rate limit exhausted, outage): try next check."""
-
-
-class AnchorNotUpdated(Exception):
-    """The thread reply went out but the edit of the alert did not: redo only the edit."""
-
-
-class Notifier(Protocol):
-    async def deliver(self, notice: Notice) -> str | None:
-        """Carry out the notice; returns the new anchor ts for POST_ALERT."""
-        ...
-
-    async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:
-        """Post one message for a storm's alerts; returns its ts."""
-        ...
-
-    async def update_digest(self, channel_id: str, ts: str, notices: Sequence[Notice]) -> None: ...
-
-
-@dataclass
-class _Digest:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    notices: list[Notice] = field(default_factory=list)
-    ts: str | None = None
-    shown: int = 0  # how many of `notices` the posted message lists
-
-
-class StormGate:
-    """Per sweep and channel: the first `limit` alerts get a message each, the rest share one.
-
-    When a shared dependency fails, a namespace watch can see dozens of deployments rise in one
-    sweep; a message for each would bury the channel (and run into Slack's ~1 message/s per
-    channel). The shared digest is the anchor of each of those episodes: their follow-ups go in
-    its thread.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._alerts: dict[str, int] = {}
-        self.digests: dict[str, _Digest] = {}
-
-    def admit(self, channel_id: str) -> bool:
-        n = self._alerts.get(channel_id, 0)
-        if n < self.limit:
-            self._alerts[channel_id] = n + 1
-            return True
-        return False
-
-    def digest(self, channel_id: str) -> _Digest:
-        return self.digests.setdefault(channel_id, _Digest())
-
-
-class WatchRepo(Protocol):
-    async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]: ...
-    async def claim_due_namespace_watches(self, now: float) -> list[Watch]: ...
-    async def sync_namespace_targets(
-        self, watch: Watch, deployments: list[tuple[str, str | None]], now: float
-    ) -> None: ...
-    async def record_checks(self, records: Sequence[CheckRecord]) -> set[int]:
-        """Persist the records in one transaction; the target ids whose record landed (lease held)."""
-        ...
-
-    async def pause_channel(self, team_id: str, channel_id: str, reason: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """What one check leaves in the store: the state to persist and what to show next time."""
-
-    target_id: int
-    state: TargetState
-    anchor_ts: str | None
-    job_id: str | None
-    top_symptom: str | None
-    anchor_shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,95 +74,6 @@ def _top_symptom(run: DiagnosisRun) -> str | None:
             if s.name or s.description:
                 return (s.name or s.description)[:200]
     return None
-
-
-class GroupRecorder:
-    """Group commit for one sweep: the records of many checks go to the store in one transaction.
-
-    A transaction per check cost 1.2-1.8 ms of CPU (SQLite and PostgreSQL, bench/sweep.py), more
-    than the check's API calls, so a sweep of thousands of targets was bound by its own writes.
-    A record waits at most `linger` seconds for others to join it, and not at all once every
-    check still running is waiting to record (nothing more would join) or the batch is full. A
-    check still returns only after its own record is stored; while one batch is written the next
-    one gathers.
-    """
-
-    def __init__(self, repo: WatchRepo, *, linger: float, max_batch: int) -> None:
-        self._repo = repo
-        self._linger = linger
-        self._max_batch = max_batch
-        self._running = 0
-        self._pending: list[tuple[CheckRecord, asyncio.Future[bool]]] = []
-        self._ready = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Wrap each check: the recorder knows how many more records may still come."""
-        self._running += 1
-        try:
-            yield
-        finally:
-            self._running -= 1
-            self._nudge()
-
-    async def record(self, record: CheckRecord) -> bool:
-        """Store `record` with the next batch; False when the lease was lost (see record_checks)."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, done))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_all())
-        self._nudge()
-        return await done
-
-    async def aclose(self) -> None:
-        """Wait for the writes in progress (a cancelled sweep's records are still stored)."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
-
-    def _full(self) -> bool:
-        return len(self._pending) >= min(self._max_batch, self._running)
-
-    def _nudge(self) -> None:
-        if self._pending and self._full():
-            self._ready.set()
-
-    async def _write_all(self) -> None:
-        batch: list[tuple[CheckRecord, asyncio.Future[bool]]] = []
-        try:
-            while self._pending:
-                if not self._full():
-                    self._ready.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._ready.wait(), self._linger)
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._write(batch)
-                batch = []
-        except BaseException:
-            # Cancelled (the loop is closing): no check may wait for a write that will not come.
-            for _, done in batch + self._pending:
-                done.cancel()
-            self._pending.clear()
-            raise
-        finally:
-            self._writer = None
-
-    async def _write(self, batch: list[tuple[CheckRecord, asyncio.Future[bool]]]) -> None:
-        try:
-            landed = await self._repo.record_checks([r for r, _ in batch])
-        except Exception as e:
-            if len(batch) > 1:
-                # One record the store refuses must not fail the others: write them one by one.
-                for item in batch:
-                    await self._write([item])
-                return
-            if not batch[0][1].done():
-                batch[0][1].set_exception(e)
-            return
-        for record, done in batch:
-            if not done.done():  # its check may have been cancelled; the record is stored anyway
-                done.set_result(record.target_id in landed)
 
 
 class Sweeper:

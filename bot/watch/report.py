@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from bot.diagnosis.risk import Risk
-from bot.watch.engine import WatchTarget
+from bot.watch.model import WatchTarget
 
 
 class ReportRow(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from bot.commands import ReportCommand, UnwatchCommand, WatchCommand
 from bot.diagnosis.resolve import FlinkApi, Scope, find_deployment
 from bot.flink.errors import FlinkError
-from bot.watch.engine import ChannelUnavailable, DeliveryFailed, Watch, WatchTarget
+from bot.watch.model import ChannelUnavailable, DeliveryFailed, Watch, WatchTarget
 from bot.watch.report import FleetReport, build_report, snapshot_of
 from bot.watch.schedules import ReportSchedule, next_due
 

@@ -1,0 +1,137 @@
+"""What the watch loop works with: watches, their targets, notices for Slack, and the two
+protocols (the store, the Slack sink) it talks through."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.diagnosis.report import DiagnosisRun
+from bot.watch.policy import Action, Reason, TargetState
+
+# Slack's answers that mean "not in this channel until someone acts": the channel is paused.
+PAUSING_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+
+
+class Watch(BaseModel):
+    """A channel's request to watch one deployment or a whole namespace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    team_id: str
+    channel_id: str
+    kind: Literal["deployment", "namespace"]
+    workspace: str
+    namespace: str
+    deployment_id: str | None = None
+    deployment_name: str | None = None
+    min_risk: str
+    interval_seconds: int
+    created_by: str | None = None
+    created_at: datetime | None = None
+    paused_reason: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "namespace":
+            return f"namespace {self.namespace}"
+        return f"deployment {self.deployment_name or self.deployment_id}"
+
+
+class WatchTarget(BaseModel):
+    """One deployment watched for one channel (a namespace watch has one per deployment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    watch_id: int
+    team_id: str
+    channel_id: str
+    workspace: str
+    namespace: str
+    deployment_id: str
+    deployment_name: str | None = None
+    min_risk: str
+    interval_seconds: int
+    state: TargetState = TargetState()
+    anchor_ts: str | None = None
+    # the anchor is a storm digest shared with other deployments: reply in its thread, never edit it
+    anchor_shared: bool = False
+    job_id: str | None = None
+    top_symptom: str | None = None
+    muted: bool = False
+    next_check_at: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return self.deployment_name or self.deployment_id
+
+
+class Notice(BaseModel):
+    """What the engine asks the Slack side to say; the sink renders it."""
+
+    action: Action
+    reason: Reason
+    target: WatchTarget
+    decision_risk: str | None
+    previous_risk: str | None = None  # the highest level announced before this decision
+    run: DiagnosisRun | None = None
+    error: str | None = None
+
+
+class ChannelUnavailable(Exception):
+    """Slack will not take messages for this channel (archived, bot not in it, gone)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class DeliveryFailed(Exception):
+    """Slack did not take the message this time (rate limit exhausted, outage): try next check."""
+
+
+class AnchorNotUpdated(Exception):
+    """The thread reply went out but the edit of the alert did not: redo only the edit."""
+
+
+class Notifier(Protocol):
+    async def deliver(self, notice: Notice) -> str | None:
+        """Carry out the notice; returns the new anchor ts for POST_ALERT."""
+        ...
+
+    async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:
+        """Post one message for a storm's alerts; returns its ts."""
+        ...
+
+    async def update_digest(self, channel_id: str, ts: str, notices: Sequence[Notice]) -> None: ...
+
+
+class WatchRepo(Protocol):
+    async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]: ...
+    async def claim_due_namespace_watches(self, now: float) -> list[Watch]: ...
+    async def sync_namespace_targets(
+        self, watch: Watch, deployments: list[tuple[str, str | None]], now: float
+    ) -> None: ...
+    async def record_checks(self, records: Sequence[CheckRecord]) -> set[int]:
+        """Persist the records in one transaction; the target ids whose record landed (lease held)."""
+        ...
+
+    async def pause_channel(self, team_id: str, channel_id: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """What one check leaves in the store: the state to persist and what to show next time."""
+
+    target_id: int
+    state: TargetState
+    anchor_ts: str | None
+    job_id: str | None
+    top_symptom: str | None
+    anchor_shared: bool = False
