@@ -119,6 +119,13 @@ async def test_several_matches_offer_a_choice_that_works(tmp_path):
             await stack.settle()
             result = stack.slack.channel_messages("CTEST")[-1]
             assert "High" in all_text(result) and "team-b" in all_text(result)
+            # with --share, the chosen diagnosis is posted for everyone
+            choice = await diagnose_and_wait(stack, "deployment etl --share", channel="CSHARE")
+            button = next(b for b in buttons_of(choice) if "team-a" in (b["value"] or ""))
+            await stack.driver.press(choice, button)
+            await stack.settle()
+            public = [m for m in stack.slack.channel_messages("CSHARE") if not m.ephemeral]
+            assert len(public) == 1 and "team-a" in all_text(public[0])
     finally:
         await sim.stop()
 

@@ -169,7 +169,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 result = await deps.diagnoser.diagnose_deployment(who, scope, cmd.ref)
         except Ambiguous as amb:
             await respond(
-                **renderer.render_job_choice(amb.user_message, amb.candidates).to_slack(),
+                **renderer.render_job_choice(amb.user_message, amb.candidates, share=cmd.share).to_slack(),
                 replace_original=True,
             )
             return
