@@ -171,3 +171,11 @@ async def test_watch_commands_without_the_feature_configured_are_not_lost(env):
     stack, _ = env
     reply = await stack.driver.command("report", channel=CH)
     assert "report daily HH:MM" in str(reply.body)
+
+
+async def test_unwatch_a_deployment_watched_through_its_namespace_says_how(env):
+    stack, _ = env
+    await say(stack, "watch namespace analytics")
+    answer = await say(stack, "unwatch deployment clickstream-agg")
+    assert "doesn't watch deployment `clickstream-agg` on its own" in answer
+    assert "`analytics`" in answer and "Unwatch" in answer

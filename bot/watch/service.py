@@ -103,9 +103,22 @@ class WatchService:
     async def remove(self, team_id: str, channel_id: str, cmd: UnwatchCommand) -> list[Watch]:
         found = await self.store.find_watches(team_id, channel_id, cmd.target_kind, cmd.ref)
         if not found:
+            hint = "see `/flinkdiag watches`"
+            if cmd.target_kind == "deployment":
+                namespaces = [
+                    w.namespace
+                    for w in await self.store.list_watches(team_id, channel_id)
+                    if w.kind == "namespace"
+                ]
+                if namespaces:
+                    listed = ", ".join(f"`{n}`" for n in namespaces)
+                    hint = (
+                        f"it may be watched through namespace {listed}: press *Unwatch* on its alert "
+                        "to stop just that deployment"
+                    )
             raise WatchError(
                 "no such watch",
-                user_message=f"This channel doesn't watch {cmd.target_kind} `{cmd.ref}` (see `/flinkdiag watches`).",
+                user_message=f"This channel doesn't watch {cmd.target_kind} `{cmd.ref}` on its own ({hint}).",
             )
         for w in found:
             await self.store.remove_watch(w.id)
