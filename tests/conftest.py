@@ -138,3 +138,15 @@ async def store(db_url: str) -> AsyncIterator[Store]:
 
 
 # ============================================================================ end database
+
+
+# --- a watch world (tests/watch_helpers.py) --------------------------------------------------
+
+
+@pytest.fixture
+async def w(tmp_path: Any) -> AsyncIterator[Any]:
+    """A simulator, a local Slack, a clock and one SQLite database that bots start and stop on."""
+    from watch_helpers import world
+
+    async with world(f"sqlite+aiosqlite:///{tmp_path}/bot.db") as shared:
+        yield shared

@@ -88,17 +88,19 @@ async def test_list_deployments_stops_on_an_exact_last_page() -> None:
     assert sim.calls["ListDeployments"] == 2
 
 
-async def test_list_jobs_walks_every_page() -> None:
-    jobs = [SimJob(status="CANCELLED") for _ in range(130)] + [SimJob(status="RUNNING")]
-    fleet = Fleet(
+def busy_deployment(*, history: int) -> Fleet:
+    """One deployment, `busy` in ws-big/bulk, with `history` cancelled jobs before its running one."""
+    jobs = [SimJob(status="CANCELLED") for _ in range(history)] + [SimJob(status="RUNNING")]
+    deployment = SimDeployment(name="busy", jobs=jobs)
+    return Fleet(
         workspaces=[
-            SimWorkspace(
-                id="ws-big",
-                namespaces=[SimNamespace(name="bulk", deployments=[SimDeployment(name="busy", jobs=jobs)])],
-            )
+            SimWorkspace(id="ws-big", namespaces=[SimNamespace(name="bulk", deployments=[deployment])])
         ]
     )
-    async with sim_and_client(fleet=fleet) as (sim, client):
+
+
+async def test_list_jobs_walks_every_page() -> None:
+    async with sim_and_client(fleet=busy_deployment(history=130)) as (sim, client):
         dep = deployment(sim, "busy")
         got = await client.list_jobs("ws-big", "bulk", dep["deploymentId"])
     assert len({j.job_id for j in got}) == 131
@@ -220,16 +222,7 @@ async def test_https_untrusted_certificate_is_not_retried(tls: tuple[ssl.SSLCont
 
 
 async def test_recent_jobs_reads_at_most_two_pages_and_finds_the_running_job() -> None:
-    jobs = [SimJob(status="CANCELLED") for _ in range(449)] + [SimJob(status="RUNNING")]
-    fleet = Fleet(
-        workspaces=[
-            SimWorkspace(
-                id="ws-big",
-                namespaces=[SimNamespace(name="bulk", deployments=[SimDeployment(name="busy", jobs=jobs)])],
-            )
-        ]
-    )
-    async with sim_and_client(fleet=fleet) as (sim, client):
+    async with sim_and_client(fleet=busy_deployment(history=449)) as (sim, client):
         dep = deployment(sim, "busy")
         got = await client.recent_jobs("ws-big", "bulk", dep["deploymentId"])
     assert sim.calls["ListJobs"] == 2  # the first and the last of five pages

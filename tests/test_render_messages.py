@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from jinja2 import Environment, nodes
+from render_helpers import strings, text_chars, utf16_len
 from slack_sdk.models.blocks import Block
 
 from bot.diagnosis.report import Change, DiagnosisRun, Snapshot, SymptomKey, Target, compare
@@ -65,13 +66,9 @@ NOW = datetime(2025, 2, 24, 9, 0, tzinfo=UTC)
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _len(s: str) -> int:
-    return len(s.encode("utf-16-le")) // 2
-
-
 def _check_button(el: dict[str, Any]) -> None:
     assert el["text"]["type"] == "plain_text"
-    assert 0 < _len(el["text"]["text"]) <= 75
+    assert 0 < utf16_len(el["text"]["text"]) <= 75
     assert len(el["action_id"]) <= 255
     assert el.get("value") is None or len(el["value"]) <= 2000
     assert el.get("url") is None or len(el["url"]) <= 3000
@@ -89,18 +86,18 @@ def _check_blocks(blocks: list[dict[str, Any]]) -> None:
         kind = b["type"]
         if kind == "header":
             assert b["text"]["type"] == "plain_text"
-            assert 0 < _len(b["text"]["text"]) <= 150
+            assert 0 < utf16_len(b["text"]["text"]) <= 150
         elif kind == "section":
             assert "text" in b or "fields" in b
             if "text" in b:
-                assert 0 < _len(b["text"]["text"]) <= 3000
+                assert 0 < utf16_len(b["text"]["text"]) <= 3000
             assert len(b.get("fields", [])) <= 10
-            assert all(0 < _len(f["text"]) <= 2000 for f in b.get("fields", []))
+            assert all(0 < utf16_len(f["text"]) <= 2000 for f in b.get("fields", []))
             if b.get("accessory", {}).get("type") == "button":
                 _check_button(b["accessory"])
         elif kind == "context":
             assert 0 < len(b["elements"]) <= 10
-            assert all(0 < _len(e["text"]) <= 2000 for e in b["elements"])
+            assert all(0 < utf16_len(e["text"]) <= 2000 for e in b["elements"])
         elif kind == "actions":
             assert 0 < len(b["elements"]) <= 25
             for el in b["elements"]:
@@ -109,28 +106,9 @@ def _check_blocks(blocks: list[dict[str, Any]]) -> None:
             assert len(action_ids) == len(set(action_ids))
 
 
-def _strings(obj: Any) -> list[str]:
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, dict):
-        return [s for v in obj.values() for s in _strings(v)]
-    if isinstance(obj, list):
-        return [s for v in obj for s in _strings(v)]
-    return []
-
-
 def _text_total(message: Message) -> int:
     """Every `text` string in the blocks and attachment blocks, counted independently of blocks.py."""
-
-    def count(obj: Any) -> int:
-        if isinstance(obj, dict):
-            own = _len(obj["text"]) if isinstance(obj.get("text"), str) else 0
-            return own + sum(count(v) for k, v in obj.items() if k != "text" or not isinstance(v, str))
-        if isinstance(obj, list):
-            return sum(count(v) for v in obj)
-        return 0
-
-    return count(message.blocks) + count([a.get("blocks") for a in message.attachments or []])
+    return text_chars(message.blocks) + text_chars([a.get("blocks") for a in message.attachments or []])
 
 
 def check(message: Message, *, mention: str | None = None) -> dict[str, Any]:
@@ -140,13 +118,13 @@ def check(message: Message, *, mention: str | None = None) -> dict[str, Any]:
     # Slack refuses block texts past ~12-13k in total (msg_blocks_too_long); we stop at 9000.
     assert _text_total(message) <= 9000
     kwargs = message.to_slack()
-    assert kwargs["text"].strip() and _len(kwargs["text"]) <= 3000
+    assert kwargs["text"].strip() and utf16_len(kwargs["text"]) <= 3000
     _check_blocks(kwargs["blocks"])
     for att in kwargs.get("attachments") or []:
         assert re.match(r"^#[0-9a-f]{6}$", att["color"])
         _check_blocks(att["blocks"])
     assert json.loads(json.dumps(kwargs)) == kwargs
-    for s in _strings(kwargs):
+    for s in strings(kwargs):
         for token in TOKEN.findall(s):
             assert OWN_DATE.match(token) or token == mention, f"unexpected markup {token!r} in {s[:200]!r}"
         # Nothing from a payload can start a mention or a link, even without a closing `>`.
@@ -156,7 +134,7 @@ def check(message: Message, *, mention: str | None = None) -> dict[str, Any]:
 
 
 def _all_text(message: Message) -> str:
-    return "\n".join(_strings(message.to_slack()))
+    return "\n".join(strings(message.to_slack()))
 
 
 # --- payloads --------------------------------------------------------------------------------
@@ -426,7 +404,7 @@ def test_rerun_value_with_hostile_and_huge_names_stays_valid():
     assert parse_action_value(action_value(small, "r")).target == small
 
 
-def test_parse_action_value_refuses_other_strings():
+def test_parse_action_value_refuses_otherstrings():
     for bad in ("", "{}", "[1]", "not json", '{"ws": 1}'):
         with pytest.raises(ValueError):
             parse_action_value(bad)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from render_helpers import strings, text_chars
 
 from bot.config import parse_duration
 from bot.diagnosis.report import DiagnosisRun, Target
@@ -51,26 +52,6 @@ TOTAL_TEXT_MAX = 9000
 # --- checks ----------------------------------------------------------------------------------
 
 
-def _strings(obj: Any) -> list[str]:
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, dict):
-        return [s for v in obj.values() for s in _strings(v)]
-    if isinstance(obj, list):
-        return [s for v in obj for s in _strings(v)]
-    return []
-
-
-def _text_chars(obj: Any) -> int:
-    """Characters in every text object, as Slack adds them up for msg_blocks_too_long."""
-    if isinstance(obj, dict):
-        own = slack_len(obj["text"]) if isinstance(obj.get("text"), str) else 0
-        return own + sum(_text_chars(v) for k, v in obj.items() if k != "text" or not isinstance(v, str))
-    if isinstance(obj, list):
-        return sum(_text_chars(v) for v in obj)
-    return 0
-
-
 def check(message: Message) -> dict[str, Any]:
     """Valid for Slack, within the limits, unique block ids, and no markup but our own dates."""
     assert isinstance(message, Message)
@@ -81,10 +62,10 @@ def check(message: Message) -> dict[str, Any]:
         ids = [b["block_id"] for b in blocks if "block_id" in b]
         assert len(ids) == len(set(ids))
     assert (
-        _text_chars([kwargs["blocks"], *[a["blocks"] for a in kwargs.get("attachments") or []]])
+        text_chars([kwargs["blocks"], *[a["blocks"] for a in kwargs.get("attachments") or []]])
         <= TOTAL_TEXT_MAX
     )
-    for s in _strings(kwargs):
+    for s in strings(kwargs):
         for token in TOKEN.findall(s):
             assert OWN_DATE.match(token), f"unexpected markup {token!r} in {s[:200]!r}"
         for bad in ("<!channel", "<!here", "<@U", "<#C", "<http"):
@@ -93,7 +74,7 @@ def check(message: Message) -> dict[str, Any]:
 
 
 def _all_text(message: Message) -> str:
-    return "\n".join(_strings(message.to_slack()))
+    return "\n".join(strings(message.to_slack()))
 
 
 def _block(message: Message, block_id: str) -> dict[str, Any]:
@@ -558,7 +539,7 @@ def test_a_namespace_of_500_is_summarised_worst_first_with_correct_counts():
     check(m)
     assert len(m.blocks) <= 50
     # The listing fills most of the total and stops itself; the generic "…and N more blocks" never shows.
-    assert TOTAL_TEXT_MAX - 1200 < _text_chars(m.blocks) <= TOTAL_TEXT_MAX
+    assert TOTAL_TEXT_MAX - 1200 < text_chars(m.blocks) <= TOTAL_TEXT_MAX
     assert "overflow" not in [b.get("block_id") for b in m.blocks]
     text = "\n".join(b["text"]["text"] for b in m.blocks if str(b.get("block_id", "")).startswith("watch."))
     lines = text.split("\n")[1:]
@@ -702,7 +683,7 @@ def test_a_fleet_of_2000_is_summarised_within_slacks_limits():
     m = render_report(report_of(rows))
     check(m)
     assert len(m.blocks) <= 50
-    assert TOTAL_TEXT_MAX - 1200 < _text_chars(m.blocks) <= TOTAL_TEXT_MAX
+    assert TOTAL_TEXT_MAX - 1200 < text_chars(m.blocks) <= TOTAL_TEXT_MAX
     assert "overflow" not in [b.get("block_id") for b in m.blocks]
     row_lines = [
         x
@@ -765,7 +746,7 @@ def test_threshold_text():
     assert threshold_text("high") == "alerts at High and above"
 
 
-def test_target_values_round_trip_and_refuse_other_strings():
+def test_target_values_round_trip_and_refuse_otherstrings():
     assert parse_target_value(target_value(7)) == 7
     for bad in ("", "{}", '{"t": "7"}', '{"t": true}', "[7]", "not json", '{"ws": "x"}'):
         with pytest.raises(ValueError):

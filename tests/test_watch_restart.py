@@ -6,18 +6,11 @@ only the bot process is replaced, the way a deploy or a crash replaces it.
 
 from __future__ import annotations
 
-import pytest
 from e2e import all_text
-from watch_helpers import CH, World, listing, say, tick, watch, world
+from watch_helpers import CH, World, listing, say, tick, watch
 
 from bot.flink.sim import Faults
 from bot.slack.driver import find_button
-
-
-@pytest.fixture
-async def w(tmp_path):
-    async with world(f"sqlite+aiosqlite:///{tmp_path}/bot.db") as w:
-        yield w
 
 
 async def test_rise_seen_once_before_a_restart_is_alerted_once_after_it(w: World):

@@ -11,15 +11,9 @@ from __future__ import annotations
 
 import pytest
 from e2e import all_text
-from watch_helpers import CH, World, listing, say, tick, watch, world
+from watch_helpers import CH, World, listing, say, tick, watch
 
 OTHER = "COTHER"
-
-
-@pytest.fixture
-async def w(tmp_path):
-    async with world(f"sqlite+aiosqlite:///{tmp_path}/bot.db") as w:
-        yield w
 
 
 async def test_rate_limited_alert_is_waited_out_and_delivered(w: World):
