@@ -11,6 +11,7 @@ from watch_helpers import CH, World, listing, say, tick, watch
 
 from bot.flink.sim import Faults
 from bot.slack.driver import find_button
+from bot.watch.model import CheckRecord
 
 
 async def test_rise_seen_once_before_a_restart_is_alerted_once_after_it(w: World):
@@ -120,9 +121,10 @@ async def test_check_taken_by_a_bot_that_died_is_taken_over_after_its_lease(w: W
     assert (await tick(w, b, seconds=lease)).reasons == {"first_alert": 1}
     assert len(w.alerts()) == 1
     # A's late answer (had it come back) is refused: it no longer holds the lease
-    assert not await b.store.watches.record_check(
-        claimed.id, state=claimed.state, anchor_ts=None, job_id=None, top_symptom=None
+    late = CheckRecord(
+        target_id=claimed.id, state=claimed.state, anchor_ts=None, job_id=None, top_symptom=None
     )
+    assert await b.store.watches.record_checks([late]) == set()
 
 
 async def test_snooze_pressed_before_a_restart_holds_after_it(w: World):

@@ -78,9 +78,10 @@ async def test_records_land_together_only_where_the_replica_still_holds_the_leas
     assert (await store.watches.target(expired_snooze)).state.snoozed_until is None  # type: ignore[union-attr]
     assert (await store.watches.target(live_snooze)).state.snoozed_until is not None  # type: ignore[union-attr]
     # B's own record still lands
-    assert await b.record_check(
-        expired_snooze, state=TargetState(), anchor_ts=None, job_id="job-b", top_symptom=None
+    own = CheckRecord(
+        target_id=expired_snooze, state=TargetState(), anchor_ts=None, job_id="job-b", top_symptom=None
     )
+    assert await b.record_checks([own]) == {expired_snooze}
 
 
 class RefusingStore:

@@ -309,21 +309,6 @@ class WatchStore:
             rows = await session.execute(self._target_select().where(_t.c.id.in_(claimed)))
             return [self._target(r._mapping) for r in rows]
 
-    async def record_check(
-        self,
-        target_id: int,
-        *,
-        state: TargetState,
-        anchor_ts: str | None,
-        job_id: str | None,
-        top_symptom: str | None,
-    ) -> bool:
-        """Persist a check's outcome; False when this replica no longer holds the lease."""
-        record = CheckRecord(
-            target_id=target_id, state=state, anchor_ts=anchor_ts, job_id=job_id, top_symptom=top_symptom
-        )
-        return target_id in await self.record_checks([record])
-
     async def record_checks(self, records: Sequence[CheckRecord]) -> set[int]:
         """Persist several checks' outcomes in one transaction; returns the target ids that landed.
 
