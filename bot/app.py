@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings, secret
 from bot.diagnosis.resolve import FlinkApi
 from bot.diagnosis.service import DiagnosisService
+from bot.flink.limiter import EndpointLimiter
 from bot.slack.listeners import SlackDeps, register
 from bot.slack.notifier import SlackNotifier
 from bot.slack.render import Renderer
@@ -67,6 +71,28 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def replica_id() -> str:
+    """A name for this process among the replicas: readable, and unique across restarts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def start_limiter(settings: Settings, store: Any, *, replica: str | None = None) -> EndpointLimiter:
+    """The Flink API limiter, its quota shared with the other replicas on PostgreSQL.
+
+    SQLite is one process's database, so there the limiter keeps the whole quota to itself.
+    """
+    shared = store.engine.dialect.name == "postgresql"
+    limiter = EndpointLimiter(
+        settings.max_concurrency,
+        settings.max_calls_per_second,
+        board=store.quota if shared else None,
+        replica_id=replica or replica_id(),
+        lease=settings.quota_lease_seconds,
+    )
+    await limiter.start()
+    return limiter
 
 
 def configure_slack_client(client: AsyncWebClient, base_url: str | None) -> AsyncWebClient:

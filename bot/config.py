@@ -69,7 +69,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Default namespaces, comma separated"
     )
     max_concurrency: int = Field(default=8, ge=1, description="Max concurrent calls per endpoint")
-    max_calls_per_second: float = Field(default=10.0, gt=0, description="Max calls per second per endpoint")
+    max_calls_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        description="The account's API quota: calls in any one second, all replicas together",
+    )
+    quota_lease_seconds: float = Field(
+        default=10.0, ge=3, description="A dead replica's quota share returns after this"
+    )
     request_timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP attempt")
     max_retries: int = Field(default=3, ge=0, description="Retries for throttling, 5xx, resets, timeouts")
     retry_base_delay: float = Field(default=0.2, ge=0)

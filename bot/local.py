@@ -71,7 +71,7 @@ class LocalStack:
         `slack`: a running LocalSlack to share (several bots on one workspace, or one that
         outlives a bot's restart); it is left running by `aclose()`.
         """
-        from bot.app import build  # late: keeps `bot.local` importable for the CLI's help
+        from bot.app import build, start_limiter  # late: keeps `bot.local` importable for the CLI's help
 
         settings = settings or Settings()
         own_sim = False
@@ -102,7 +102,7 @@ class LocalStack:
             from bot.flink.credentials import DefaultChainCredentials
 
             credentials = DefaultChainCredentials()
-        flink = FlinkClient(settings, credentials)
+        flink = FlinkClient(settings, credentials, limiter=await start_limiter(settings, store))
         wiring = build(settings, flink=flink, store=store, now=now)
         app, deps = wiring.app, wiring.deps
         if start_scheduler:

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
-from bot.app import ConfigError, build, check_slack_settings, freeze_heap, slack_client
+from bot.app import ConfigError, build, check_slack_settings, freeze_heap, slack_client, start_limiter
 from bot.config import Settings, secret
 
 log = logging.getLogger("flinkdiag.serve")
@@ -38,7 +38,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         print(f"flinkdiag: {refused}", file=sys.stderr)
         return 2
     store = await Store.open(settings.effective_database_url)
-    flink = FlinkClient(settings, DefaultChainCredentials())
+    flink = FlinkClient(settings, DefaultChainCredentials(), limiter=await start_limiter(settings, store))
     wiring = build(settings, flink=flink, store=store, socket_mode=mode == "socket")
     app, deps = wiring.app, wiring.deps
     freeze_heap()

@@ -85,6 +85,7 @@ class FlinkClient:
         clock: Callable[[], datetime] | None = None,
         nonce: Callable[[], str] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        limiter: EndpointLimiter | None = None,
     ) -> None:
         base_url = settings.base_url
         if not base_url:
@@ -113,7 +114,8 @@ class FlinkClient:
         self._nonce = nonce or (lambda: str(uuid.uuid4()))
         self._sleep = sleep or asyncio.sleep
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
-        self._limiter = EndpointLimiter(settings.max_concurrency, settings.max_calls_per_second)
+        # Given (and then owned) when replicas share the quota: see bot.app.start_limiter.
+        self._limiter = limiter or EndpointLimiter(settings.max_concurrency, settings.max_calls_per_second)
         self._backoff = wait_exponential_jitter(
             multiplier=settings.retry_base_delay,
             max=settings.retry_max_delay,
@@ -131,6 +133,7 @@ class FlinkClient:
     async def aclose(self) -> None:
         """Close the session if this client created it."""
         self._closed = True
+        await self._limiter.aclose()
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
 

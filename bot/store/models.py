@@ -165,3 +165,15 @@ class ReportScheduleRow(Base):
     paused_reason: Mapped[str | None]
     updated_by: Mapped[str | None]
     updated_at: Mapped[datetime | None]
+
+
+class QuotaReplicaRow(Base):
+    """One replica's share of the account's API quota (bot.store.quota); times are the database's."""
+
+    __tablename__ = "quota_replicas"
+
+    replica_id: Mapped[str] = mapped_column(String, primary_key=True)
+    quota: Mapped[int]  # the whole quota per window as this replica is configured
+    cap: Mapped[int]  # calls per window this replica may send: never below what it really sends
+    cap_at: Mapped[float] = mapped_column(Float)  # when `cap` last changed (epoch seconds)
+    heartbeat_at: Mapped[float] = mapped_column(Float)  # live while heartbeat_at + lease > now
