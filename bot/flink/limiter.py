@@ -5,7 +5,14 @@ Why not aiolimiter (a leaky bucket), which this module used before: a bucket tha
 lets its whole capacity through at once and keeps draining at the rate, so the busiest second
 saw 2x the quota (bench/sweep.py, Q = 400/s: 799 calls in one second). The API's flow control
 counts calls per account in a second, so the guarantee needed is "at most Q in any window",
-which is a sliding log of the last Q send times, hand-written here (about 40 lines).
+which is a sliding log of send times, hand-written here (about 50 lines).
+
+The service counts calls as they arrive, and a call takes longer to arrive on a new connection
+than on a pooled one (measured on loopback: 45-60 ms vs 1-10 ms; 330 ms for a cold process's
+first burst), enough to put a burst sent at the start of one second into the next. So a call
+counts in the log from the moment it is let through until its answer is back, and then for a
+window: it arrived somewhere in between, so no window at the server holds more than the cap. The
+price is one API latency per window of throughput (about 5% at 50 ms).
 """
 
 from __future__ import annotations
@@ -22,11 +29,6 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# The API counts arrivals, we count departures; the time between the two varies by a few ms
-# (event loop turns, the network). A window a little longer than one second keeps that jitter
-# from putting Q + 1 arrivals into one second at the server.
-WINDOW_GUARD_S = 0.02
-
 
 def window_of(calls_per_second: float) -> tuple[int, float]:
     """(calls, seconds): the most calls any window of that many seconds may hold, for a quota.
@@ -35,12 +37,15 @@ def window_of(calls_per_second: float) -> tuple[int, float]:
     call per second becomes one call per 1/Q seconds (still at most Q in any one second).
     """
     if calls_per_second >= 1:
-        return math.floor(calls_per_second), 1.0 + WINDOW_GUARD_S
-    return 1, 1.0 / calls_per_second + WINDOW_GUARD_S
+        return math.floor(calls_per_second), 1.0
+    return 1, 1.0 / calls_per_second
 
 
 class SlidingWindow:
-    """At most `cap` admissions in any `window` seconds; waiters are served first come, first served.
+    """At most `cap` calls in any `window` seconds; waiters are served first come, first served.
+
+    A call counts from `acquire()` until `release()` (pending: it may arrive at any moment), then
+    until one window after its release.
 
     The cap can change while callers wait: lowered (a replica joined), raised (one left), or
     fenced to zero until a moment (`valid_until`) when this replica's share is no longer known
@@ -59,7 +64,8 @@ class SlidingWindow:
         self._cap = cap
         self._valid_until = valid_until
         self._clock = clock
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque()  # release times, in order
+        self._pending = 0
         self._turn = asyncio.Lock()  # FIFO: the head waiter owns the next free slot
         self._changed = asyncio.Event()
 
@@ -70,6 +76,12 @@ class SlidingWindow:
     def set_cap(self, cap: int, valid_until: float | None = None) -> None:
         self._cap = cap
         self._valid_until = valid_until
+        self._changed.set()
+
+    def release(self) -> None:
+        """The call's answer (or failure) is back: it has arrived, if it ever will."""
+        self._pending -= 1
+        self._sent.append(self._clock())
         self._changed.set()
 
     def lower(self, cap: int) -> None:
@@ -84,14 +96,15 @@ class SlidingWindow:
                 while self._sent and self._sent[0] <= cutoff:
                     self._sent.popleft()
                 cap = self.cap
-                if len(self._sent) < cap:
-                    self._sent.append(now)
+                excess = self._pending + len(self._sent) - cap  # >= 0: must wait
+                if excess < 0:
+                    self._pending += 1
                     return
                 self._changed.clear()
-                # Wait for the send that must leave the window, or for the cap to change.
+                # Wait for the call that must leave the window, or for a release or a new cap.
                 timeout = None
-                if cap > 0:
-                    timeout = max(0.0, self._sent[len(self._sent) - cap] + self.window - now)
+                if cap > 0 and excess < len(self._sent):
+                    timeout = max(0.0, self._sent[excess] + self.window - now)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout)
 
@@ -159,9 +172,9 @@ class EndpointLimiter:
         return self._window.cap
 
     async def __aenter__(self) -> EndpointLimiter:
-        # The concurrency slot first: the moment the window counts must be the moment the call
-        # leaves. Taken the other way round, calls admitted in one second could wait for a slot
-        # and then leave together in the next, beyond the quota.
+        # The concurrency slot first: the window counts a call from the moment it may leave.
+        # Taken the other way round, calls let through in one second could wait for a slot and
+        # then leave together in the next, beyond the quota.
         await self._semaphore.acquire()
         try:
             await self._window.acquire()
@@ -175,6 +188,7 @@ class EndpointLimiter:
 
     async def __aexit__(self, *exc: object) -> None:
         self._in_flight -= 1
+        self._window.release()
         self._semaphore.release()
 
     def stats(self) -> LimiterStats:
@@ -241,4 +255,6 @@ class EndpointLimiter:
         self._window.set_cap(cap, self._fence(begun))
 
     def _fence(self, begun: float) -> float:
-        return begun + self.lease - self._window.window
+        # One window for the calls sent last to leave it, one more for their answers to come back
+        # (a call still out then may arrive late; rare, and the API answers Throttling at worst).
+        return begun + self.lease - 2 * self._window.window

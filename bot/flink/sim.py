@@ -10,6 +10,7 @@ faults while the simulator runs:
     POST /_sim/deployments/{deploymentId}/restart     cancel the current job, start a new one
     GET  /_sim/faults, PUT /_sim/faults            read / partly update `Faults`
     GET  /_sim/calls                               API requests per action
+    GET  /_sim/busiest-second, DELETE …            most API requests in any one second; reset
 
 Standalone: `python -m bot.flink.sim --port 8081 [--scenario FILE] [--host 127.0.0.1]`.
 """
@@ -32,7 +33,7 @@ import struct
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +182,32 @@ def _keys_from_env() -> tuple[dict[str, str], dict[str, str]]:
     return {ak: sk}, ({ak: token} if token and ak.startswith("STS.") else {})
 
 
+class BusiestSecond:
+    """The most API requests that arrived within any one second (a sliding window) since the last reset.
+
+    Our own measuring device, not a behaviour of the service. Not verified: how the service's
+    flow control draws its seconds (reference/flink-openapi.md only knows the `Throttling` errors
+    and `x-acs-retry-after`), so the strictest reading, any window, is counted. Memory: the
+    arrivals of the last second only.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._recent: deque[float] = deque()
+        self.most = 0
+
+    def note(self) -> None:
+        now = self._clock()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        self._recent.append(now)
+        self.most = max(self.most, len(self._recent))
+
+    def reset(self) -> None:
+        self._recent.clear()
+        self.most = 0
+
+
 class Simulator:
     """The simulated Flink OpenAPI on a real socket. `start()` returns its base URL."""
 
@@ -202,6 +229,7 @@ class Simulator:
         self._fault_cycle = 0
         self._rng = random.Random(seed)
         self.calls: Counter[str] = Counter()
+        self.busiest_second = BusiestSecond()
         self._nonces: dict[str, float] = {}  # nonce -> monotonic expiry, in insertion (= expiry) order
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -285,6 +313,8 @@ class Simulator:
         app.router.add_get("/_sim/faults", self._ctl_get_faults)
         app.router.add_put("/_sim/faults", self._ctl_put_faults)
         app.router.add_get("/_sim/calls", self._ctl_calls)
+        app.router.add_get("/_sim/busiest-second", self._ctl_busiest_second)
+        app.router.add_delete("/_sim/busiest-second", self._ctl_busiest_second)
         app.router.add_route("*", "/{tail:.*}", self._api)
         return app
 
@@ -321,6 +351,7 @@ class Simulator:
         route = _match_route(request.method, raw_path)
         action = route[0] if route else (request.headers.get("x-acs-action") or "unknown")
         self.calls[action] += 1
+        self.busiest_second.note()
         request[_ACTION] = action
         request[_REQUEST_ID] = request_id
         headers = {"x-acs-request-id": request_id}
@@ -629,6 +660,12 @@ class Simulator:
 
     async def _ctl_calls(self, request: web.Request) -> web.Response:
         return _json(200, dict(self.calls))
+
+    async def _ctl_busiest_second(self, request: web.Request) -> web.Response:
+        most = self.busiest_second.most
+        if request.method == "DELETE":
+            self.busiest_second.reset()
+        return _json(200, {"calls": most})
 
 
 _OPERATIONS: dict[str, Callable[..., dict[str, Any]]] = {
