@@ -121,7 +121,7 @@ async def test_flapping_answers_never_end_an_outage(w: World):
     bot = await watch_namespaces(w)
     # Half the answers cut off (and half of the rest refused): checks fail and work at random.
     w.sim.faults = Faults(error_rate=0.6, error_kinds=["malformed", "server_error"])
-    for _ in range(40):
+    for _ in range(25):
         await tick(w, bot)
     valid_block_kit(everything(w))
     assert len(notes(w)) == 2, [m.text for m in notes(w)]
