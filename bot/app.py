@@ -172,6 +172,7 @@ def build(
         cheap_first_look=settings.watch_status_first,
         region=settings.region,
         storm_limit=settings.alert_storm_limit,
+        recovery_checks=settings.outage_recovery_checks,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

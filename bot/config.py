@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     min_watch_interval: timedelta = Field(default=timedelta(minutes=1))
     default_watch_interval: timedelta = Field(default=timedelta(minutes=5))
     failure_streak_to_notify: int = Field(default=3, ge=1)
+    outage_recovery_checks: int = Field(
+        default=3, ge=1, description="Good checks in a row that end an outage"
+    )
     watch_status_first: bool = Field(
         default=True,
         description="Judge low-risk checks by the job status's riskLevel alone (one API call, not two)",

@@ -150,26 +150,32 @@ async def test_api_failure_streak_notes_once_and_recovery_once(env):
     w = await watch(stack, clock, "orders-etl")
     await w.sequence("LOW", "LOW")
     stack.sim.faults = Faults(error_rate=1.0, error_kinds=["server_error"])
-    reasons = [next(iter((await w.check()).reasons)) for _ in range(5)]
-    assert reasons == [
-        "failure_counted",
-        "failure_counted",
-        "cannot_check",
-        "failure_counted",
-        "failure_counted",
+    results = [await w.check() for _ in range(5)]
+    assert [next(iter(r.reasons)) for r in results] == ["failure_counted"] * 5
+    assert [r.outages for r in results] == [
+        {"no_outage": 1},
+        {"no_outage": 1},
+        {"cannot_check": 1},
+        {"still_cannot_check": 1},
+        {"still_cannot_check": 1},
     ]
     [note] = w.top_level()
-    assert "Can't check" in all_text(note) or "can't check" in all_text(note).lower()
+    assert "Can't check" in all_text(note)
     stack.sim.faults = Faults()
-    assert await w.sequence("LOW") == ["checking_again"]
-    assert len(w.top_level()) == 2 and "again" in all_text(w.top_level()[-1])
+    # the outage ends after FLINKDIAG_OUTAGE_RECOVERY_CHECKS (3) good checks in a row
+    outages = [(await w.check()).outages for _ in range(3)]
+    assert outages == [{"still_cannot_check": 1}, {"still_cannot_check": 1}, {"checking_again": 1}]
+    [note] = w.top_level()  # the note itself now says it is over; the reply is in its thread
+    assert "Checks work again" in all_text(note)
+    [again] = w.replies(note)
+    assert "again" in all_text(again)
     # a short streak that recovers says nothing
     stack.sim.faults = Faults(error_rate=1.0, error_kinds=["server_error"])
     await w.check()
     await w.check()
     stack.sim.faults = Faults()
-    await w.sequence("LOW")
-    assert len(w.top_level()) == 2
+    await w.sequence("LOW", "LOW", "LOW")
+    assert len(w.top_level()) == 1 and len(w.replies(note)) == 1
 
 
 async def test_failures_are_not_risk_changes(env):

@@ -311,22 +311,6 @@ def test_snoozed_alert_says_until_when():
             "Back to normal: risk on orders-etl is Low again (health 40/100)",
         ),
         (
-            Reason.CANNOT_CHECK,
-            HIGH,
-            {"state": state(failure_streak=3, last_kind="failure")},
-            ":warning: Can't check *orders-etl*: The Flink API timed out — I'll keep trying and tell you "
-            "when it works again.",
-            "Can't check orders-etl: The Flink API timed out — I'll keep trying and tell you when it works "
-            "again.",
-        ),
-        (
-            Reason.CHECKING_AGAIN,
-            HIGH,
-            {},
-            ":white_check_mark: Checking *orders-etl* again: the Flink API answers again.",
-            "Checking orders-etl again: the Flink API answers again.",
-        ),
-        (
             Reason.NO_RUNNING_JOB,
             HIGH,
             {"state": state(last_kind="no_job")},
@@ -349,7 +333,6 @@ def test_followup_says_what_happened(reason, risk, over, sentence, text):
         action=Action.POST_NOTE,
         risk=risk,
         run=run_of(risk) if with_run else None,
-        error="The Flink API timed out." if reason is Reason.CANNOT_CHECK else None,
         last_health_score=None,
         **over,
     )
@@ -376,16 +359,6 @@ def test_further_rise_names_the_earlier_level_only_when_it_is_known():
     assert told.text == "Risk rose further on orders-etl: Low → High"
 
 
-def test_cannot_check_counts_failures_and_survives_no_error_sentence():
-    s = state(failure_streak=4, last_kind="failure", last_success_at=NOW - timedelta(hours=1))
-    m = render_alert_followup(notice(Reason.CANNOT_CHECK, action=Action.POST_NOTE, state=s), now=NOW)
-    check(m)
-    assert "the Flink API did not answer" in m.text
-    where = _block(m, "where")["elements"][0]["text"]
-    assert "4 failed checks in a row" in where
-    assert f"last good check {_date(NOW - timedelta(hours=1))}" in where
-
-
 # --- hostile and non-ASCII text ----------------------------------------------------------------
 
 
@@ -394,7 +367,7 @@ def _hostile_notices() -> list[Notice]:
     over = {"deployment_name": EVIL, "namespace": EVIL, "workspace": EVIL, "top_symptom": EVIL}
     return [
         notice(r, run=run, risk=f"<!channel> {HIGH}", error=EVIL, **over)
-        for r in (Reason.FIRST_ALERT, Reason.FURTHER_RISE, Reason.CANNOT_CHECK, Reason.NO_RUNNING_JOB)
+        for r in (Reason.FIRST_ALERT, Reason.FURTHER_RISE, Reason.NO_RUNNING_JOB)
     ]
 
 
@@ -428,7 +401,7 @@ def test_non_ascii_names_survive():
     m = render_alert(n, now=NOW)
     check(m)
     assert name in m.blocks[0]["text"]["text"] and name in m.text
-    f = render_alert_followup(n.model_copy(update={"reason": Reason.CHECKING_AGAIN}), now=NOW)
+    f = render_alert_followup(n.model_copy(update={"reason": Reason.NO_RUNNING_JOB}), now=NOW)
     check(f)
     assert name in f.text
     long_name = "名" * 400 + "👩\u200d💻"

@@ -27,8 +27,6 @@ SAME = (Reason.UNCHANGED, Action.NONE)
 BELOW = (Reason.BELOW_THRESHOLD, Action.NONE)
 NOT_REPORTED = (Reason.NOT_REPORTED, Action.NONE)
 COUNTED = (Reason.FAILURE_COUNTED, Action.NONE)
-CANNOT = (Reason.CANNOT_CHECK, Action.POST_NOTE)
-AGAIN = (Reason.CHECKING_AGAIN, Action.POST_NOTE)
 NOJOB = (Reason.NO_RUNNING_JOB, Action.POST_NOTE)
 NOJOB_QUIET = (Reason.NO_RUNNING_JOB_QUIET, Action.NONE)
 SNOOZED = (Reason.SNOOZED, Action.NONE)
@@ -48,7 +46,6 @@ def run(
     tokens: list[str],
     *,
     threshold: Risk = MID,
-    failure_threshold: int = 3,
     snooze: tuple[int, int] | None = None,
 ) -> list[Decision]:
     """Feed checks STEP apart, persisting each decision's state as the scheduler would.
@@ -63,9 +60,7 @@ def run(
         if snooze is not None and i == snooze[0]:
             until = T0 + (snooze[0] + snooze[1]) * STEP - STEP / 2
             state = (state or TargetState()).model_copy(update={"snoozed_until": until})
-        d = decide(
-            state, observe(token, at), threshold=threshold, now=at, failure_threshold=failure_threshold
-        )
+        d = decide(state, observe(token, at), threshold=threshold, now=at)
         out.append(d)
         state = d.state
     return out
@@ -157,9 +152,9 @@ CASES = [
         {},
     ),
     (
-        "failure streak: one cannot-check note, one checking-again note",
+        "failures post nothing per deployment (the watch's outage note does, bot.watch.outage)",
         ["MID", "MID", "fail", "fail", "fail", "fail", "fail", "MID", "MID"],
-        [PENDING, FIRST, COUNTED, COUNTED, CANNOT, COUNTED, COUNTED, AGAIN, SAME],
+        [PENDING, FIRST, COUNTED, COUNTED, COUNTED, COUNTED, COUNTED, SAME, SAME],
         {},
     ),
     (
@@ -174,7 +169,6 @@ CASES = [
         [PENDING, COUNTED, COUNTED, BELOW, COUNTED, COUNTED, BELOW],
         {},
     ),
-    ("failure_threshold 1", ["fail", "fail", "LOW"], [CANNOT, COUNTED, AGAIN], {"failure_threshold": 1}),
     (
         "failures do not disturb a pending rise",
         ["LOW", "LOW", "MID", "fail", "MID"],
@@ -188,15 +182,15 @@ CASES = [
         {},
     ),
     (
-        "recovery at a further rise: the alert also settles the cannot-check note",
+        "a further rise after failures",
         ["MID", "MID", "fail", "fail", "fail", "HIGH", "HIGH"],
-        [PENDING, FIRST, COUNTED, COUNTED, CANNOT, RISE, SAME],
+        [PENDING, FIRST, COUNTED, COUNTED, COUNTED, RISE, SAME],
         {},
     ),
     (
-        "recovery at a fall within range: note first, the anchor edit at the next check",
+        "a fall within range after failures",
         ["HIGH", "MID", "fail", "fail", "fail", "MID", "MID"],
-        [FIRST, PENDING, COUNTED, COUNTED, CANNOT, AGAIN, UPDATE],
+        [FIRST, PENDING, COUNTED, COUNTED, COUNTED, UPDATE, SAME],
         {},
     ),
     (
@@ -233,12 +227,6 @@ CASES = [
         "no running job is not an API failure",
         ["fail", "fail", "nojob", "fail", "fail"],
         [COUNTED, COUNTED, NOJOB_QUIET, COUNTED, COUNTED],
-        {},
-    ),
-    (
-        "no running job ends a cannot-check",
-        ["fail", "fail", "fail", "nojob"],
-        [COUNTED, COUNTED, CANNOT, AGAIN],
         {},
     ),
     (
@@ -282,18 +270,6 @@ CASES = [
         ["HIGH", "MID", "MID", "MID"],
         [FIRST, PENDING, SNOOZED, UPDATE],
         {"snooze": (1, 2)},
-    ),
-    (
-        "snooze: cannot-check is held back, then posted",
-        ["fail", "fail", "fail", "fail", "fail"],
-        [COUNTED, COUNTED, SNOOZED, CANNOT, COUNTED],
-        {"snooze": (0, 3)},
-    ),
-    (
-        "snooze: checking-again is held back, then posted",
-        ["fail", "fail", "fail", "LOW", "LOW", "LOW"],
-        [COUNTED, COUNTED, CANNOT, SNOOZED, AGAIN, BELOW],
-        {"snooze": (3, 1)},
     ),
     (
         "snooze: the no-running-job note is held back, then posted",
@@ -375,9 +351,10 @@ def test_threshold_must_be_a_known_level(threshold: Risk) -> None:
         decide(None, observe("MID", T0), threshold=threshold, now=T0)
 
 
-def test_failure_threshold_must_be_positive() -> None:
-    with pytest.raises(ValueError):
-        decide(None, observe("fail", T0), now=T0, failure_threshold=0)
+def test_checks_since_failure_counts_good_checks_after_a_failure() -> None:
+    # what the watch's outage rule (bot.watch.outage) reads: None until a check fails
+    counts = [d.state.checks_since_failure for d in run(["LOW", "fail", "LOW", "nojob", "fail", "LOW"])]
+    assert counts == [None, 0, 1, 2, 0, 1]
 
 
 # ---- property-style: every short sequence keeps the invariants on-call engineers rely on ----
@@ -389,12 +366,11 @@ class Path:
 
     state: TargetState | None = None
     episode_open: bool = False  # from the posts alone: POST_ALERT opens, BACK_TO_NORMAL closes
-    cannot_check_open: bool = False
     risk_run: list[str] = field(default_factory=list)  # risk observations since the last no-job
     step: int = 0
 
 
-def _check_step(path: Path, token: str, d: Decision, threshold: Risk, failure_threshold: int) -> Path:
+def _check_step(path: Path, token: str, d: Decision, threshold: Risk) -> Path:
     before = path.state or TargetState()
     after = d.state
     observed = Risk.parse(token).raw if token not in ("fail", "nojob") else None
@@ -428,62 +404,50 @@ def _check_step(path: Path, token: str, d: Decision, threshold: Risk, failure_th
     if d.action in (Action.POST_ALERT, Action.POST_FOLLOWUP) and d.reason is not Reason.BACK_TO_NORMAL:
         assert rank >= HIGH.rank or risk_run[-2:] == [observed, observed], "an alert on a single sighting"
 
-    # Nothing new seen: no alert, follow-up or edit; the only possible post is the checking-again note.
+    # Nothing new seen: no alert, follow-up, edit or note.
     if token != "fail" and observed == before.confirmed_risk and before.pending_risk is None:
-        assert d.action in (Action.NONE, Action.POST_NOTE)
-        assert d.action is Action.NONE or d.reason is Reason.CHECKING_AGAIN
+        assert d.action is Action.NONE
 
-    # A failure is not a risk change and the failure notes come in pairs.
+    # A failure is not a risk change and posts nothing here (the watch's outage rule does).
     if token == "fail":
         for name in ("confirmed_risk", "pending_risk", "pending_count", "announced_risk", "anchor_risk"):
             assert getattr(after, name) == getattr(before, name), name
-        assert d.action is Action.NONE or (
-            d.reason is Reason.CANNOT_CHECK and after.failure_streak >= failure_threshold
-        )
-    if d.reason is Reason.CANNOT_CHECK:
-        assert not path.cannot_check_open
-    if d.reason is Reason.CHECKING_AGAIN:
-        assert path.cannot_check_open
-    cannot_check_open = d.reason is Reason.CANNOT_CHECK or (path.cannot_check_open and not d.posts)
-    assert after.cannot_check_announced == cannot_check_open
+        assert d.action is Action.NONE and after.failure_streak == before.failure_streak + 1
 
     return Path(
         state=after,
         episode_open=episode_open,
-        cannot_check_open=cannot_check_open,
         risk_run=risk_run,
         step=path.step + 1,
     )
 
 
-def _walk(path: Path, depth: int, alphabet: tuple[str, ...], threshold: Risk, failure_threshold: int) -> int:
+def _walk(path: Path, depth: int, alphabet: tuple[str, ...], threshold: Risk) -> int:
     """Depth-first over every sequence, so each prefix is decided once. Returns sequences checked."""
     if depth == 0:
         return 1
     checked = 1
     at = T0 + path.step * STEP
     for token in alphabet:
-        d = decide(
-            path.state, observe(token, at), threshold=threshold, now=at, failure_threshold=failure_threshold
-        )
-        nxt = _check_step(path, token, d, threshold, failure_threshold)
-        checked += _walk(nxt, depth - 1, alphabet, threshold, failure_threshold)
+        d = decide(path.state, observe(token, at), threshold=threshold, now=at)
+        nxt = _check_step(path, token, d, threshold)
+        checked += _walk(nxt, depth - 1, alphabet, threshold)
     return checked
 
 
 @pytest.mark.parametrize(
-    ("alphabet", "depth", "threshold", "failure_threshold"),
+    ("alphabet", "depth", "threshold"),
     [
-        (("LOW", "MID", "HIGH", "fail"), 6, MID, 3),
-        (("LOW", "MID", "HIGH", "fail"), 6, HIGH, 2),
-        (("LOW", "MID", "HIGH", "fail", "nojob", SEVERE), 5, MID, 2),
+        (("LOW", "MID", "HIGH", "fail"), 6, MID),
+        (("LOW", "MID", "HIGH", "fail"), 6, HIGH),
+        (("LOW", "MID", "HIGH", "fail", "nojob", SEVERE), 5, MID),
     ],
     ids=["4-tokens-mid", "4-tokens-high", "6-tokens-mid"],
 )
 def test_invariants_hold_for_all_short_sequences(
-    alphabet: tuple[str, ...], depth: int, threshold: Risk, failure_threshold: int
+    alphabet: tuple[str, ...], depth: int, threshold: Risk
 ) -> None:
-    checked = _walk(Path(), depth, alphabet, threshold, failure_threshold)
+    checked = _walk(Path(), depth, alphabet, threshold)
     assert checked == sum(len(alphabet) ** k for k in range(depth + 1))
 
 

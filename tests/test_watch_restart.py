@@ -158,11 +158,12 @@ async def test_failure_streak_counts_across_a_restart(w: World):
     await w.stop_bot(a)
 
     b = await w.start_bot()
-    assert (await tick(w, b)).reasons == {"cannot_check": 1}
-    assert (await tick(w, b)).reasons == {"failure_counted": 1}
+    assert (await tick(w, b)).outages == {"cannot_check": 1}
+    assert (await tick(w, b)).outages == {"still_cannot_check": 1}
     w.sim.faults = Faults()
-    assert (await tick(w, b)).reasons == {"checking_again": 1}
-    assert len(w.alerts()) == 2
+    assert [(await tick(w, b)).outages for _ in range(3)][-1] == {"checking_again": 1}
+    [note] = w.alerts()
+    assert len(w.replies(note)) == 1
 
 
 async def test_paused_channel_stays_paused_across_a_restart(w: World):

@@ -253,14 +253,6 @@ def _followup_context(notice: Notice, now: datetime, previous_risk: str | None) 
         again = f"{bold(risk.label, 60)} again ({health})"
         sentence = f":white_check_mark: Back to normal: risk on {name} is {again}."
         text = f"Back to normal: risk on {plain} is {level} again ({health})"
-    elif reason is Reason.CANNOT_CHECK:
-        error = one_line(notice.error or "", 400).rstrip(". ") or "the Flink API did not answer"
-        tail = "I'll keep trying and tell you when it works again."
-        sentence = f":warning: Can't check {name}: {error} — {tail}"
-        text = f"Can't check {plain}: {error} — {tail}"
-    elif reason is Reason.CHECKING_AGAIN:
-        sentence = f":white_check_mark: Checking {name} again: the Flink API answers again."
-        text = f"Checking {plain} again: the Flink API answers again."
     elif reason is Reason.NO_RUNNING_JOB:
         sentence = f":black_circle: {name} has no running job any more; its risk is unknown until a job runs."
         text = f"{plain} has no running job any more; its risk is unknown until a job runs."
@@ -273,9 +265,5 @@ def _followup_context(notice: Notice, now: datetime, previous_risk: str | None) 
     job = run.target.job_id if run is not None else t.job_id
     if job and reason is not Reason.NO_RUNNING_JOB:
         bits.append(f"job {code(job)}")
-    if reason is Reason.CANNOT_CHECK:
-        bits.append(_plural(s.failure_streak, "failed check") + " in a row")
-        if s.last_success_at is not None:
-            bits.append(f"last good check {slack_date(s.last_success_at)}")
     bits.append(slack_date(when))
     return {"text": text, "sentence": sentence, "detail": detail, "where": " · ".join(bits)}

@@ -19,13 +19,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import Message
+from bot.slack.outage_view import checking_again_context, outage_context, outage_over_context
 from bot.watch.model import (
     PAUSING_ERRORS,
     AnchorNotUpdated,
     ChannelUnavailable,
     DeliveryFailed,
     Notice,
+    OutageNotice,
 )
+from bot.watch.outage import OutageAction
 from bot.watch.policy import Action
 
 log = logging.getLogger("flinkdiag.notify")
@@ -98,6 +101,32 @@ class SlackNotifier:
                 thread_ts=thread,
             )
             return None
+        return None
+
+    async def deliver_outage(self, notice: OutageNotice) -> str | None:
+        """A watch's outage note: post it, edit it, or close it (reply in its thread, then edit it)."""
+        channel, now = notice.watch.channel_id, self.now()
+        prev = notice.previous
+        if notice.action is OutageAction.POST_NOTE:
+            message = self.renderer.render("outage", outage_context(notice, now))
+            return await self.post(channel, message, thread_ts=notice.state.thread_ts)
+        if notice.action is OutageAction.EDIT_NOTE and prev.note_ts:
+            await self.update(
+                channel, prev.note_ts, self.renderer.render("outage", outage_context(notice, now))
+            )
+        if notice.action is OutageAction.POST_RECOVERY:
+            reply = self.renderer.render("outage", checking_again_context(notice, now))
+            await self.post(channel, reply, thread_ts=prev.thread_ts or prev.note_ts)
+            if prev.note_ts:
+                try:
+                    await self.update(
+                        channel,
+                        prev.note_ts,
+                        self.renderer.render("outage", outage_over_context(notice, now)),
+                    )
+                except (ChannelUnavailable, DeliveryFailed) as e:
+                    # The reply is out: failing the whole notice would post it a second time.
+                    log.info("outage note not closed", extra={"channel": channel, "error": str(e)})
         return None
 
     async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:

@@ -156,6 +156,12 @@ def _paused_line(reason: str) -> str:
     return f":double_vertical_bar: paused: {code(reason, 60)} — {fix}"
 
 
+def _outage_line(w: Watch) -> str:
+    since = slack_date(w.outage.since) if w.outage.since else "?"
+    what = _plural(len(w.outage.listed), "deployment")
+    return f":warning: in an outage: can't check {what} since {since} (see the can't-check note)"
+
+
 def _watch_title(w: Watch, count: int) -> str:
     how = f"{escape_mrkdwn(threshold_text(w.min_risk))} · {interval_text(w.interval_seconds)}"
     if w.kind == "namespace":
@@ -198,6 +204,8 @@ def _watches_context(
         head = [_watch_title(w, len(ts))]
         if w.paused_reason:
             head.append(_paused_line(w.paused_reason))
+        if w.outage.open:
+            head.append(_outage_line(w))
         if not ts and w.kind == "namespace":
             head.append("_no deployments found yet_")
         elif not ts:

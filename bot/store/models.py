@@ -116,6 +116,15 @@ class WatchRow(Base):
     paused_reason: Mapped[str | None]
     # namespace watches: when to list the namespace again (epoch seconds)
     next_expand_at: Mapped[float | None] = mapped_column(Float)
+    # The watch's outage (bot.watch.outage.OutageState; added in 0004): NULL since = no outage.
+    outage_since: Mapped[datetime | None]
+    outage_note_ts: Mapped[str | None]
+    outage_thread_ts: Mapped[str | None]
+    outage_listed: Mapped[list[Any] | None]  # deployment ids
+    # Compare-and-set: replicas deciding on one watch's outage at once act only once.
+    outage_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    outage_lease_owner: Mapped[str | None]
+    outage_lease_until: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (UniqueConstraint("team_id", "channel_id", "workspace", "target_key"),)
 

@@ -19,14 +19,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.db import dialect_insert
 from bot.store.models import ReportScheduleRow, WatchRow, WatchTargetRow
 from bot.store.types import Clock, utc_now
-from bot.watch.model import CheckRecord, Watch, WatchTarget
+from bot.watch.model import CheckRecord, OutageView, Watch, WatchTarget
+from bot.watch.outage import OutageState
 from bot.watch.policy import TargetState
 from bot.watch.schedules import ReportSchedule
 
@@ -36,6 +37,8 @@ _r = ReportScheduleRow.__table__
 
 # A check that takes longer than this is assumed dead and its target may be claimed again.
 DEFAULT_LEASE_SECONDS = 120.0
+# Posting or editing one outage note; a replica that dies meanwhile hands the note on after this.
+OUTAGE_LEASE_SECONDS = 60.0
 
 # A check's record, for executemany; the WHERE repeats the lease test.
 _RECORD = (
@@ -64,7 +67,37 @@ def target_key(kind: str, namespace: str, deployment_id: str | None) -> str:
 
 
 def _watch(m: Any) -> Watch:
-    return Watch.model_validate({k: m[k] for k in Watch.model_fields})
+    fields = {k: m[k] for k in Watch.model_fields if k != "outage"}
+    return Watch.model_validate(fields | {"outage": _outage(m)})
+
+
+def _outage(m: Any) -> OutageState:
+    if m["outage_since"] is None:
+        return OutageState()
+    listed = m["outage_listed"] if isinstance(m["outage_listed"], list) else []
+    return OutageState(
+        since=m["outage_since"],
+        note_ts=m["outage_note_ts"],
+        thread_ts=m["outage_thread_ts"],
+        listed=tuple(str(d) for d in listed),
+    )
+
+
+def _outage_values(state: OutageState) -> dict[str, Any]:
+    if not state.open:
+        # SQL NULLs, not JSON null: `outage_since IS NULL` is what "no outage" means.
+        return {
+            "outage_since": None,
+            "outage_note_ts": None,
+            "outage_thread_ts": None,
+            "outage_listed": null(),
+        }
+    return {
+        "outage_since": state.since,
+        "outage_note_ts": state.note_ts,
+        "outage_thread_ts": state.thread_ts,
+        "outage_listed": list(state.listed),
+    }
 
 
 def _state(m: Any) -> TargetState:
@@ -356,6 +389,70 @@ class WatchStore:
                 .values(snoozed_until=None)
             )
         return held
+
+    # ------------------------------------------------------------------ outages
+    async def outage_views(self, touched: Sequence[int], relevant: Sequence[int]) -> list[OutageView]:
+        """Unpaused watches among `touched` that are in `relevant` or in an outage, with their
+        targets (muted ones left out: they are not checked)."""
+        if not touched:
+            return []
+        async with self._sessions() as session:
+            watches = (
+                await session.execute(
+                    select(*_w.c)
+                    .where(
+                        _w.c.id.in_(list(touched)),
+                        _w.c.paused_reason.is_(None),
+                        or_(_w.c.id.in_(list(relevant)), _w.c.outage_since.is_not(None)),
+                    )
+                    .order_by(_w.c.id)
+                )
+            ).all()
+            if not watches:
+                return []
+            rows = await session.execute(
+                self._target_select()
+                .where(_t.c.watch_id.in_([w.id for w in watches]), _t.c.muted.is_(False))
+                .order_by(_t.c.id)
+            )
+            targets: dict[int, list[WatchTarget]] = {}
+            for r in rows:
+                t = self._target(r._mapping)
+                targets.setdefault(t.watch_id, []).append(t)
+        return [
+            OutageView(
+                watch=_watch(w._mapping), version=int(w.outage_version or 0), targets=targets.get(w.id, [])
+            )
+            for w in watches
+        ]
+
+    async def claim_outage(self, watch_id: int, version: int, now: float) -> bool:
+        """Compare-and-set on the outage's version, plus a lease while the note is posted: of the
+        replicas (or sweeps) that decided on the same state, exactly one acts."""
+        async with self._sessions.begin() as session:
+            res = await session.execute(
+                update(_w)
+                .where(
+                    _w.c.id == watch_id,
+                    _w.c.outage_version == version,
+                    or_(_w.c.outage_lease_until.is_(None), _w.c.outage_lease_until < now),
+                )
+                .values(
+                    outage_version=version + 1,
+                    outage_lease_owner=self.owner,
+                    outage_lease_until=now + OUTAGE_LEASE_SECONDS,
+                )
+            )
+            return bool(res.rowcount)
+
+    async def finish_outage(self, watch_id: int, state: OutageState | None) -> None:
+        values: dict[str, Any] = {"outage_lease_owner": None, "outage_lease_until": None}
+        if state is not None:
+            values |= _outage_values(state)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(_w).where(_w.c.id == watch_id, _w.c.outage_lease_owner == self.owner).values(**values)
+            )
 
     async def claim_due_namespace_watches(self, now: float) -> list[Watch]:
         async with self._sessions.begin() as session:

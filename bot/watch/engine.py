@@ -9,7 +9,14 @@
   `ChannelUnavailable` (pause the channel's watches) or a `DeliveryFailed` (try at the next check),
   or report `AnchorNotUpdated` (the reply went out, the alert's edit is redone next check);
 * record: the new state, or `state_if_not_done` when delivery failed, so no alert is dropped;
-  a sweep's records go to the store in batches (`GroupRecorder`), each check after its delivery.
+  a sweep's records go to the store in batches (`GroupRecorder`), each check after its delivery;
+* outages: once a sweep's records are in, each watch it touched gets `decide_outage` (pure):
+  one can't-check note per watch per outage, edited as the list changes, and one checking-again
+  note at its end (see `bot.watch.outage`).
+
+A check that fails in any way is a failed check: whatever an API answer, a bug or the store
+throws becomes a failure observation or a failure record, the target's lease is given back
+with that record, and what was already posted is kept in it, so it is not posted again.
 
 No Slack and no SQL here: both come in through protocols.
 """
@@ -36,10 +43,13 @@ from bot.watch.model import (
     DeliveryFailed,
     Notice,
     Notifier,
+    OutageNotice,
+    OutageView,
     WatchRepo,
     WatchTarget,
 )
-from bot.watch.policy import Action, Decision, Observation, decide
+from bot.watch.outage import DEFAULT_RECOVERY_CHECKS, OutageAction, TargetHealth, decide_outage
+from bot.watch.policy import Action, Decision, Observation, TargetState, decide
 from bot.watch.recorder import GroupRecorder
 from bot.watch.storm import StormGate
 
@@ -65,7 +75,20 @@ class SweepResult:
     undelivered: int = 0
     expanded: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    outages: dict[str, int] = field(default_factory=dict)  # OutageReason of each watch decided on
     seconds: float = 0.0
+
+
+# What a failure record keeps of the check's intended state: what was announced (and what the
+# announcements were decided on), so a post that went out is never posted again.
+_ANNOUNCED = (
+    "confirmed_risk",
+    "pending_risk",
+    "pending_count",
+    "announced_risk",
+    "anchor_risk",
+    "no_job_announced",
+)
 
 
 def _top_symptom(run: DiagnosisRun) -> str | None:
@@ -74,6 +97,11 @@ def _top_symptom(run: DiagnosisRun) -> str | None:
             if s.name or s.description:
                 return (s.name or s.description)[:200]
     return None
+
+
+def _crash_sentence(e: BaseException) -> str:
+    # The class name only: an exception's text may quote the API answer (log ids, not payloads).
+    return f"The check failed unexpectedly ({type(e).__name__}); the details are in the bot's log."
 
 
 class Sweeper:
@@ -91,6 +119,7 @@ class Sweeper:
         cheap_first_look: bool = True,
         region: str | None = None,
         storm_limit: int = 5,
+        recovery_checks: int = DEFAULT_RECOVERY_CHECKS,
         concurrency: int = 256,
         record_linger: float = 0.05,
         record_batch: int = 500,
@@ -104,6 +133,9 @@ class Sweeper:
         self.cheap_first_look = cheap_first_look
         self.region = region  # for the alert's console link
         self.storm_limit = storm_limit
+        self.recovery_checks = recovery_checks
+        # The latest failure sentence per watch in this process, for the outage note.
+        self._errors: dict[int, str] = {}
         # Checks in progress at once; the Flink client's limiter sets the pace of API calls,
         # this only has to keep it busy. Bounded rather than one task per due target: with
         # thousands alive at once, their objects set off full garbage collections of 75-150 ms
@@ -162,6 +194,15 @@ class Sweeper:
                 task.cancel()  # only those still running: the sweep itself was cancelled
             await recorder.aclose()
         await self._finish_digests(gate)
+        try:
+            after = [
+                (t.watch_id, o[0].state if isinstance(o, tuple) else None)
+                for t, o in zip(targets, outcomes, strict=True)
+            ]
+            result.outages = await self.settle_outages(after, now)
+        except Exception:
+            # The next sweep decides again from the store; checks are recorded either way.
+            log.exception("outage notes not settled")
         for t, outcome in zip(targets, outcomes, strict=True):
             result.checked += 1
             if isinstance(outcome, BaseException):
@@ -228,6 +269,11 @@ class Sweeper:
         except FlinkError as e:
             log.info("check failed", extra={"deployment_id": t.deployment_id, **e.log_fields()})
             return Observed(Observation(kind="failure", error_kind=e.kind, at=now), error=e.user_message)
+        except Exception as e:
+            # An answer the models can't take, a bug: still a failed check, counted toward the
+            # watch's can't-check note, never a crash that keeps the target's lease.
+            log.error("check crashed", exc_info=e, extra={"deployment_id": t.deployment_id})
+            return self._failed(e, now)
         target = Target(
             workspace=t.workspace,
             namespace=t.namespace,
@@ -239,6 +285,11 @@ class Sweeper:
         run = DiagnosisRun(target=target, diagnosis=diagnosis, diagnosed_at=now)
         obs = Observation(kind="risk", risk=diagnosis.risk_level, health_score=diagnosis.health_score, at=now)
         return Observed(obs, run=run, full=full)
+
+    @staticmethod
+    def _failed(e: BaseException, now: datetime) -> Observed:
+        obs = Observation(kind="failure", error_kind=type(e).__name__[:80], at=now)
+        return Observed(obs, error=_crash_sentence(e))
 
     async def _finish_digests(self, gate: StormGate) -> None:
         """List in each digest every alert that joined it after it was posted (one edit each)."""
@@ -273,13 +324,20 @@ class Sweeper:
         recorder: GroupRecorder | None = None,
         gate: StormGate | None = None,
     ) -> tuple[Decision, bool]:
-        """Check one target, deliver what the policy says, record the outcome (with `recorder`'s batch)."""
+        """Check one target, deliver what the policy says, record the outcome (with `recorder`'s batch).
+
+        Whatever goes wrong is recorded as a failed check, which also gives the lease back.
+        """
         now = now or self.now()
         observed = await self.observe(t, now)
-        obs, run, error = observed.observation, observed.run, observed.error
-        decision = decide(
-            t.state, obs, threshold=Risk.parse(t.min_risk), now=now, failure_threshold=self.failure_threshold
-        )
+        threshold = Risk.parse(t.min_risk)
+        try:
+            decision = decide(t.state, observed.observation, threshold=threshold, now=now)
+        except Exception as e:
+            log.error("check crashed", exc_info=e, extra={"deployment_id": t.deployment_id})
+            observed = self._failed(e, now)
+            decision = decide(t.state, observed.observation, threshold=threshold, now=now)
+        run, error = observed.run, observed.error
         anchor_ts, anchor_shared = t.anchor_ts, t.anchor_shared
         delivered = True
         state = decision.state
@@ -324,6 +382,17 @@ class Sweeper:
                     "alert not updated; will retry the edit at the next check",
                     extra={"channel": t.channel_id, "error": str(e)},
                 )
+            except Exception as e:
+                # Rendering or the sink broke: not known to be posted, so it stays due; and a
+                # failed check, so a message that can never be posted ends in a can't-check
+                # note rather than in silence.
+                delivered = False
+                log.error("check crashed while posting", exc_info=e, extra={"deployment_id": t.deployment_id})
+                failed = self._failed(e, now)
+                error = failed.error
+                state = decide(t.state, failed.observation, threshold=threshold, now=now).state
+        if state.last_kind == "failure" and error:
+            self._errors[t.watch_id] = error
         log.info(
             "checked",
             extra={
@@ -334,6 +403,10 @@ class Sweeper:
                 "risk": decision.risk,
             },
         )
+        try:
+            top = _top_symptom(run) if run and observed.full else t.top_symptom
+        except Exception:
+            top = t.top_symptom
         record = CheckRecord(
             target_id=t.id,
             state=state,
@@ -341,13 +414,116 @@ class Sweeper:
             anchor_shared=anchor_shared,
             job_id=run.target.job_id if run else t.job_id,
             # a status-only look has no symptoms: keep the last full diagnosis's
-            top_symptom=_top_symptom(run) if run and observed.full else t.top_symptom,
+            top_symptom=top,
         )
+        try:
+            await self._record(record, recorder)
+        except Exception as e:
+            # The store refused the record (a value it cannot hold, a constraint): record a
+            # failed check built from what the store already holds plus what was announced, so
+            # the lease is given back and nothing posted is posted again.
+            log.error("check not recorded", exc_info=e, extra={"deployment_id": t.deployment_id})
+            failed = self._failed(e, now)
+            self._errors[t.watch_id] = failed.error or ""
+            tracked = decide(t.state, failed.observation, threshold=threshold, now=now).state
+            kept = tracked.model_copy(update={k: getattr(state, k) for k in _ANNOUNCED})
+            fallback = CheckRecord(
+                target_id=t.id,
+                state=kept,
+                anchor_ts=anchor_ts,
+                anchor_shared=anchor_shared,
+                job_id=t.job_id,
+                top_symptom=t.top_symptom,
+            )
+            await self._record(fallback, recorder)
+            state = kept
+        if state is not decision.state:
+            decision = decision.model_copy(update={"state": state})
+        return decision, delivered
+
+    async def _record(self, record: CheckRecord, recorder: GroupRecorder | None) -> None:
         if recorder is not None:
             await recorder.record(record)
         else:
             await self.repo.record_checks([record])
-        return decision, delivered
+
+    # ------------------------------------------------------------------ outages
+    async def settle_outages(
+        self, checked: list[tuple[int, TargetState | None]], now: datetime
+    ) -> dict[str, int]:
+        """Decide, for each watch of these checks (watch id, state recorded or None if the check
+        was lost), whether its channel is told about an outage; returns how many watches got
+        each reason."""
+        touched = sorted({w for w, _ in checked})
+        if not touched:
+            return {}
+        # Watches with a target that failed lately or is being proven again (a lost check may
+        # be either); the store adds those already in an outage.
+        relevant = sorted({w for w, s in checked if s is None or self._lately_failed(s)})
+        views = await self.repo.outage_views(touched, relevant)
+        counts: dict[str, int] = {}
+        for view in views:
+            reason = await self._settle_outage(view, now)
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+    def _lately_failed(self, s: TargetState) -> bool:
+        return s.checks_since_failure is not None and s.checks_since_failure <= self.recovery_checks
+
+    async def _settle_outage(self, view: OutageView, now: datetime) -> str:
+        w = view.watch
+        health = [
+            TargetHealth(
+                deployment_id=t.deployment_id,
+                failure_streak=t.state.failure_streak,
+                checks_since_failure=t.state.checks_since_failure,
+                snoozed=t.state.snoozed_until is not None and t.state.snoozed_until > now,
+                episode_anchor_ts=t.anchor_ts if t.state.episode_open else None,
+            )
+            for t in view.targets
+        ]
+        d = decide_outage(
+            w.outage,
+            health,
+            kind=w.kind,
+            now=now,
+            failure_threshold=self.failure_threshold,
+            recovery_checks=self.recovery_checks,
+        )
+        if d.action is OutageAction.NONE:
+            return d.reason.value
+        if not await self.repo.claim_outage(w.id, view.version, now.timestamp()):
+            return "claimed_elsewhere"  # another replica or sweep acts on the same state
+        by_id = {t.deployment_id: t for t in view.targets}
+        notice = OutageNotice(
+            watch=w,
+            reason=d.reason,
+            action=d.action,
+            previous=w.outage,
+            state=d.state,
+            listed=[by_id[i] for i in d.state.listed if i in by_id],
+            error=self._errors.get(w.id),
+            recovery_checks=self.recovery_checks,
+        )
+        try:
+            ts = await self.notifier.deliver_outage(notice)
+        except ChannelUnavailable as e:
+            await self.repo.finish_outage(w.id, None)
+            log.warning("channel unavailable; pausing its watches", extra={"channel": w.channel_id})
+            await self.repo.pause_channel(w.team_id, w.channel_id, e.error)
+            return "undelivered"
+        except Exception as e:
+            await self.repo.finish_outage(w.id, None)  # still due: decided again next sweep
+            log.warning("outage note not delivered", exc_info=e, extra={"channel": w.channel_id})
+            return "undelivered"
+        state = d.state
+        if d.action is OutageAction.POST_NOTE:
+            state = state.model_copy(update={"note_ts": ts})
+        await self.repo.finish_outage(w.id, state)
+        log.info("outage", extra={"watch_id": w.id, "reason": d.reason.value, "listed": len(state.listed)})
+        if not state.open:
+            self._errors.pop(w.id, None)
+        return d.reason.value
 
 
 def _pairs(deployments: list[Deployment]) -> list[tuple[str, str | None]]:

@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from bot.diagnosis.report import DiagnosisRun
+from bot.watch.outage import OutageAction, OutageReason, OutageState
 from bot.watch.policy import Action, Reason, TargetState
 
 # Slack's answers that mean "not in this channel until someone acts": the channel is paused.
@@ -35,6 +36,7 @@ class Watch(BaseModel):
     created_by: str | None = None
     created_at: datetime | None = None
     paused_reason: str | None = None
+    outage: OutageState = OutageState()
 
     @property
     def label(self) -> str:
@@ -84,6 +86,27 @@ class Notice(BaseModel):
     error: str | None = None
 
 
+class OutageNotice(BaseModel):
+    """What the engine asks the Slack side to say about a watch's outage."""
+
+    watch: Watch
+    reason: OutageReason
+    action: OutageAction
+    previous: OutageState  # where the note is (EDIT_NOTE, POST_RECOVERY)
+    state: OutageState  # the outage as it will be once this is done
+    listed: list[WatchTarget]  # the targets `state.listed` names, in its order
+    error: str | None = None  # the latest failed check's sentence, when this sweep saw one
+    recovery_checks: int = 3
+
+
+class OutageView(BaseModel):
+    """A watch, the version of its outage state (for compare-and-set) and its targets."""
+
+    watch: Watch
+    version: int
+    targets: list[WatchTarget]
+
+
 class ChannelUnavailable(Exception):
     """Slack will not take messages for this channel (archived, bot not in it, gone)."""
 
@@ -111,6 +134,10 @@ class Notifier(Protocol):
 
     async def update_digest(self, channel_id: str, ts: str, notices: Sequence[Notice]) -> None: ...
 
+    async def deliver_outage(self, notice: OutageNotice) -> str | None:
+        """Post, edit or close a watch's outage note; returns the note's ts for POST_NOTE."""
+        ...
+
 
 class WatchRepo(Protocol):
     async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]: ...
@@ -123,6 +150,17 @@ class WatchRepo(Protocol):
         ...
 
     async def pause_channel(self, team_id: str, channel_id: str, reason: str) -> None: ...
+    async def outage_views(self, touched: Sequence[int], relevant: Sequence[int]) -> list[OutageView]:
+        """Unpaused watches among `touched` that are `relevant` or in an outage, with their targets."""
+        ...
+
+    async def claim_outage(self, watch_id: int, version: int, now: float) -> bool:
+        """Take the right to act on the watch's outage, if its state is still at `version`."""
+        ...
+
+    async def finish_outage(self, watch_id: int, state: OutageState | None) -> None:
+        """Persist the outage state (None: only give the claim back)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ Semantics, per (watch channel, deployment):
 * snooze: while `snoozed_until > now` nothing is posted or edited, not even the back-to-normal
   note (the user asked for quiet; good news can wait until the snooze ends), but the state is
   tracked so the first check after the snooze posts what is then still true.
-* failures: an API failure is not a risk change. It never touches the confirmed or pending level;
-  after `failure_threshold` failures in a row one cannot-check note is posted, and one
-  checking-again note when a check succeeds again (only if the cannot-check note went out).
+* failures: a failed check (an API failure or anything else that went wrong) is not a risk
+  change. It never touches the confirmed or pending level and posts nothing here: whether the
+  channel is told that checks fail is decided per watch, not per deployment
+  (`bot.watch.outage`), from `failure_streak` and `checks_since_failure`.
 * no running job: a successful check, not a failure. It does not change the confirmed level (the
   risk is unknown, not low). If an episode is open, one note per episode says so; otherwise it is
   quiet and the watches listing shows it through `last_kind`.
@@ -46,7 +47,8 @@ from bot.diagnosis.risk import HIGH, MID, Risk
 
 # Two consecutive sightings make a level confirmed (the issue's "no flapping" rule).
 CONFIRMATIONS = 2
-DEFAULT_FAILURE_THRESHOLD = 3
+# checks_since_failure stops counting here: the outage rule only needs "a few in a row".
+_SINCE_FAILURE_CAP = 1000
 
 
 class Reason(StrEnum):
@@ -61,9 +63,7 @@ class Reason(StrEnum):
     BELOW_THRESHOLD = "below_threshold"  # below the threshold, no episode open
     NOT_REPORTED = "not_reported"  # the check succeeded but reported no risk level; nothing learned
     SNOOZED = "snoozed"  # something was due but the target is snoozed; see Decision.suppressed
-    FAILURE_COUNTED = "failure_counted"  # a failed check, below the threshold or already announced
-    CANNOT_CHECK = "cannot_check"  # failures reached the threshold
-    CHECKING_AGAIN = "checking_again"  # a check succeeded after the cannot-check note
+    FAILURE_COUNTED = "failure_counted"  # a failed check; the watch's outage rule takes it from here
     NO_RUNNING_JOB = "no_running_job"  # an open episode's deployment has no running job (note once)
     NO_RUNNING_JOB_QUIET = "no_running_job_quiet"  # no running job, nothing to tell
 
@@ -96,7 +96,8 @@ class TargetState(BaseModel):
     no_job_announced: bool = False  # the no-running-job note went out in this episode
     # Failures.
     failure_streak: int = 0
-    cannot_check_announced: bool = False
+    # successful checks since the last failed one; None = never failed (bot.watch.outage)
+    checks_since_failure: int | None = None
     # For the watches listing.
     last_kind: Literal["risk", "failure", "no_job"] | None = None
     last_observed_risk: str | None = None  # from the last check that reported a risk
@@ -149,7 +150,6 @@ def decide(
     *,
     threshold: Risk = MID,
     now: datetime,
-    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
 ) -> Decision:
     """Decide what one check means for a watch. Pure: same inputs, same decision.
 
@@ -159,14 +159,12 @@ def decide(
     """
     if not threshold.known:
         raise ValueError(f"threshold must be a known risk level, not {threshold.raw!r}")
-    if failure_threshold < 1:
-        raise ValueError("failure_threshold must be at least 1")
     state = state or TargetState()
     snoozed = state.snoozed_until is not None and state.snoozed_until > now
     tracked = _track(state, obs, snoozed=snoozed)
 
     if obs.kind == "failure":
-        reason, action, announced = _announce_failure(tracked, failure_threshold)
+        reason, action, announced = Reason.FAILURE_COUNTED, Action.NONE, tracked
     elif obs.kind == "no_job":
         reason, action, announced = _announce_no_job(tracked)
     else:
@@ -202,10 +200,13 @@ def _track(state: TargetState, obs: Observation, *, snoozed: bool) -> TargetStat
         update["snoozed_until"] = None  # expired; snoozes end by themselves
     if obs.kind == "failure":
         update["failure_streak"] = state.failure_streak + 1
+        update["checks_since_failure"] = 0
         update["last_error_kind"] = obs.error_kind
         return state.model_copy(update=update)
 
+    since = state.checks_since_failure
     update |= {"failure_streak": 0, "last_error_kind": None, "last_success_at": obs.at}
+    update["checks_since_failure"] = None if since is None else min(since + 1, _SINCE_FAILURE_CAP)
     if obs.kind == "no_job":
         # A stopped job and the one started later are different runs: their levels are not
         # "two consecutive sightings" of anything.
@@ -239,20 +240,15 @@ _CLOSED_EPISODE = {"announced_risk": None, "anchor_risk": None, "no_job_announce
 def _announce_risk(s: TargetState, threshold: Risk) -> tuple[Reason, Action, TargetState]:
     confirmed = s.confirmed_risk
     in_range = _rank(confirmed) >= threshold.rank
-    # A post shows that checks work again, so it also settles an outstanding cannot-check note.
-    recovered = {"cannot_check_announced": False}
 
     if in_range and not s.episode_open:
-        update = {"announced_risk": confirmed, "anchor_risk": confirmed} | recovered
+        update = {"announced_risk": confirmed, "anchor_risk": confirmed}
         return Reason.FIRST_ALERT, Action.POST_ALERT, s.model_copy(update=update)
     if in_range and _rank(confirmed) > _rank(s.announced_risk):
-        update = {"announced_risk": confirmed, "anchor_risk": confirmed} | recovered
+        update = {"announced_risk": confirmed, "anchor_risk": confirmed}
         return Reason.FURTHER_RISE, Action.POST_FOLLOWUP, s.model_copy(update=update)
     if not in_range and s.episode_open:
-        return Reason.BACK_TO_NORMAL, Action.POST_FOLLOWUP, s.model_copy(update=_CLOSED_EPISODE | recovered)
-    if s.cannot_check_announced:
-        # Before an anchor edit: the edit is silent, and the next check still sees it is due.
-        return Reason.CHECKING_AGAIN, Action.POST_NOTE, s.model_copy(update=recovered)
+        return Reason.BACK_TO_NORMAL, Action.POST_FOLLOWUP, s.model_copy(update=_CLOSED_EPISODE)
     if in_range and s.anchor_risk != confirmed:
         return Reason.UPDATE_ONLY, Action.UPDATE_ANCHOR, s.model_copy(update={"anchor_risk": confirmed})
     if s.pending_risk is not None:
@@ -266,14 +262,5 @@ def _announce_no_job(s: TargetState) -> tuple[Reason, Action, TargetState]:
     # Risk reconciliation waits for a running job: alerting about a level nobody can see now
     # would be stale news.
     if s.episode_open and not s.no_job_announced:
-        update = {"no_job_announced": True, "cannot_check_announced": False}
-        return Reason.NO_RUNNING_JOB, Action.POST_NOTE, s.model_copy(update=update)
-    if s.cannot_check_announced:
-        return Reason.CHECKING_AGAIN, Action.POST_NOTE, s.model_copy(update={"cannot_check_announced": False})
+        return Reason.NO_RUNNING_JOB, Action.POST_NOTE, s.model_copy(update={"no_job_announced": True})
     return Reason.NO_RUNNING_JOB_QUIET, Action.NONE, s
-
-
-def _announce_failure(s: TargetState, failure_threshold: int) -> tuple[Reason, Action, TargetState]:
-    if s.failure_streak >= failure_threshold and not s.cannot_check_announced:
-        return Reason.CANNOT_CHECK, Action.POST_NOTE, s.model_copy(update={"cannot_check_announced": True})
-    return Reason.FAILURE_COUNTED, Action.NONE, s
