@@ -1,6 +1,6 @@
 """Replicas' shares of the account's API quota.
 
-Revision ID: 0004_quota
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_quota"
+revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
