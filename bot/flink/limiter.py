@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
+
+from bot import metrics
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,10 @@ class EndpointLimiter:
     async def __aenter__(self) -> EndpointLimiter:
         # Wait for a rate token before taking a concurrency slot, so a call held back by the rate
         # does not also hold a slot.
+        waiting = time.perf_counter()
         await self._rate.acquire()
         await self._semaphore.acquire()
+        metrics.LIMITER_WAIT.observe(time.perf_counter() - waiting)
         self._in_flight += 1
         self._started += 1
         self._peak = max(self._peak, self._in_flight)

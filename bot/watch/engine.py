@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot import metrics
 from bot.diagnosis.report import DiagnosisRun, Target
 from bot.diagnosis.resolve import FlinkApi, current_job
 from bot.diagnosis.risk import Risk
@@ -165,6 +166,7 @@ class Sweeper:
         for t, outcome in zip(targets, outcomes, strict=True):
             result.checked += 1
             if isinstance(outcome, BaseException):
+                metrics.check_done("crashed")
                 log.error("check crashed", exc_info=outcome, extra={"deployment_id": t.deployment_id})
                 continue
             decision, delivered = outcome
@@ -177,6 +179,7 @@ class Sweeper:
             if decision.state.last_kind == "failure":
                 result.failures += 1
         result.seconds = time.perf_counter() - started
+        metrics.sweep_done(result.seconds)
         if targets:
             log.info(
                 "sweep",
@@ -347,6 +350,7 @@ class Sweeper:
             await recorder.record(record)
         else:
             await self.repo.record_checks([record])
+        metrics.check_done(obs.kind)
         return decision, delivered
 
 
