@@ -43,7 +43,7 @@ _ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 FLINK_CALLS = Counter(
     "flinkdiag_flink_api_calls",
     "HTTP requests to the Flink OpenAPI (each retry counts), by operation and outcome "
-    "(ok, or the failure kind: throttled, server_error, timeout, unavailable, job_not_found, ...).",
+    "(ok, or the failure kind: throttled, service_error, timeout, unavailable, job_not_found, ...).",
     ["operation", "outcome"],
     registry=REGISTRY,
 )

@@ -402,3 +402,29 @@ def test_overdue_limit_allows_a_slow_check() -> None:
     s = make_settings(sweep_tick_seconds=5, request_timeout=10, max_retries=3, retry_max_delay=5)
     # three ticks, plus two calls each with four attempts of 10 s and three backoffs of 5 s
     assert watch_overdue_after(s) == 15 + 2 * (40 + 15)
+
+
+def test_every_metric_is_documented_in_the_readme() -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+    from test_readme_contract import table_after
+
+    from bot import metrics
+
+    documented = {row[0].strip("`"): row for row in table_after("| metric | type | labels | meaning |")}
+    ours = {
+        family.name + ("_total" if family.type == "counter" else ""): (family.type, obj)
+        for obj in vars(metrics).values()
+        if isinstance(obj, MetricWrapperBase)
+        for family in obj.describe()
+    }
+    assert set(documented) == set(ours)
+    for name, (kind, obj) in ours.items():
+        row = documented[name]
+        assert row[1] == kind, name
+        labels = [x.strip("` ") for x in row[2].split(",") if x.strip() != "–"]
+        if labels:  # labels() refuses names the metric was not declared with
+            obj.labels(**dict.fromkeys(labels, "readme-check"))
+            obj.remove(*["readme-check"] * len(labels))
+        else:
+            with pytest.raises(ValueError):
+                obj.labels("readme-check")
