@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 import pytest
 from conftest import PG_ADMIN_URL, _pg_create_database, _pg_drop_database, _pg_ping, _run
+from e2e import all_text
 from procs import FLINKDIAG, clean_env
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
@@ -198,8 +199,26 @@ async def test_http_mode_serves_probes_on_port_and_counts_a_command(tmp_path: Pa
                     timeout=15,
                 )
                 assert (await driver.command("job j-not-a-known-job", channel="C1", user="U1")).status == 200
-            after = await probe.until_metric(
-                "flinkdiag_flink_api_calls_total", 1, operation="GetJob", outcome="job_not_found"
+                await slack.wait_for(
+                    lambda: any("was not found" in all_text(m) for m in slack.channel_messages("C1")),
+                    timeout=15,
+                )
+
+            async def all_counted() -> Samples:
+                # every request the simulator answered is in the counter, whatever its outcome
+                while True:
+                    samples = await probe.metrics()
+                    counted = sum(
+                        v for (n, _), v in samples.items() if n == "flinkdiag_flink_api_calls_total"
+                    )
+                    if counted == sum(sim.calls.values()):
+                        return samples
+                    await asyncio.sleep(0.1)
+
+            after = await asyncio.wait_for(all_counted(), 15)
+            assert (
+                value(after, "flinkdiag_flink_api_calls_total", operation="GetJob", outcome="job_not_found")
+                >= 1
             )
 
         assert value(after, "flinkdiag_flink_api_calls_total", operation="GetJobDiagnosis", outcome="ok") == 1
@@ -247,9 +266,11 @@ async def test_socket_mode_serves_probes_on_metrics_port_and_counts_a_watch(tmp_
             await served.until(
                 slack.wait_for(lambda: slack.channel_messages("C0SOCKET", include_ephemeral=False))
             )
-            after = await served.until(probe.until_metric("flinkdiag_slack_posts_total", 1, kind="alert"))
+            await served.until(probe.until_metric("flinkdiag_slack_posts_total", 1, kind="alert"))
+            # the check is counted once its record is written, just after the post
+            after = await served.until(probe.until_metric("flinkdiag_watch_checks_total", 1, outcome="risk"))
         assert value(after, "flinkdiag_watched_deployments", state="active") == 1
-        assert value(after, "flinkdiag_watch_checks_total", outcome="risk") >= 1
+        assert value(after, "flinkdiag_slack_posts_total", kind="alert") == 1
         assert value(after, "flinkdiag_flink_api_calls_total", operation="ListJobs", outcome="ok") >= 1
         assert value(after, "flinkdiag_slack_ack_seconds_count", kind="command") == 1
         assert value(after, "flinkdiag_watch_last_progress_timestamp_seconds") > 0
