@@ -26,6 +26,7 @@ from bot.flink.limiter import EndpointLimiter
 from bot.slack.listeners import SlackDeps, register
 from bot.slack.notifier import SlackNotifier
 from bot.slack.render import Renderer
+from bot.slack.telemetry import SlackErrorCounter, time_ack
 from bot.slack.watch_listeners import WatchCommands
 from bot.watch.engine import Sweeper
 from bot.watch.scheduler import WatchScheduler
@@ -100,6 +101,7 @@ def configure_slack_client(client: AsyncWebClient, base_url: str | None) -> Asyn
     dropping the message; slack_sdk's default retries connection errors only."""
     client.base_url = base_url or "https://slack.com/api/"
     client.retry_handlers = [
+        SlackErrorCounter(),  # first, so it sees every answer (it never retries)
         AsyncConnectionErrorRetryHandler(max_retry_count=2),
         AsyncRateLimitErrorRetryHandler(max_retry_count=5),
     ]
@@ -162,6 +164,7 @@ def build(
         renderer=renderer,
         watch_commands=WatchCommands(watch, notifier, renderer, settings, store.channel_defaults),
     )
+    app.middleware(time_ack)  # before the listeners' own middleware: ack latency from the start
     register(app, deps)
     sweeper = Sweeper(
         store.watches,

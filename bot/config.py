@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url")
     )
     port: int = Field(default=3000, validation_alias=AliasChoices("PORT", "port"))
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Socket Mode: port of /metrics, /healthz, /readyz"
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import ConfigError, build, check_slack_settings, freeze_heap, slack_client, start_limiter
 from bot.config import Settings, secret
+from bot.probes import Probes
 
 log = logging.getLogger("flinkdiag.serve")
 
@@ -53,17 +54,20 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     runner: web.AppRunner | None = None
     handler = None
     code = 0
+    probes = Probes(settings, engine=store.engine, web=wiring.web)
     try:
         if mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+            # Socket Mode has no HTTP server of its own: the probes get one when a port is set.
+            runner = await probes.serve_alone(settings.metrics_port)
             handler = AsyncSocketModeHandler(app, secret(settings.slack_app_token))
             code = await _connect_socket(handler, stop)
             if code == 0 and not stop.is_set():
                 log.info("serving in Socket Mode")
         else:
             web_app = app.web_app(path=EVENTS_PATH)
-            web_app.router.add_get("/healthz", _healthz)
+            probes.mount(web_app)  # /healthz, /readyz, /metrics beside /slack/events
             runner = web.AppRunner(web_app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", settings.port).start()
@@ -150,7 +154,3 @@ async def _open_socket(handler: Any) -> int:
     # With the URL set, connect() goes straight to the WebSocket; without, it keeps retrying.
     await handler.connect_async()
     return 0
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})

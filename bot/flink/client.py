@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_exponential_jitter
 from yarl import URL
 
+from bot import metrics
 from bot.config import Settings
 from bot.flink import signer
 from bot.flink.credentials import CredentialsProvider
@@ -418,18 +419,22 @@ class FlinkClient:
             started = time.monotonic()
             status: int | str = "-"
             request_id: str | None = None
+            outcome = "error"
             try:
                 status, resp_headers, raw = await self._exchange(session, call, url, headers)
                 request_id = resp_headers.get("x-acs-request-id")
                 body = self._decode(call, status, resp_headers, raw)
                 request_id = first_of(body, "requestId", "RequestId") or request_id
+                outcome = "ok"
                 return body
             except FlinkError as e:
                 request_id = e.request_id or request_id
+                outcome = e.kind
                 if isinstance(status, str):
                     status = e.kind
                 raise
             finally:
+                metrics.flink_call(call.action, outcome, time.monotonic() - started)
                 log.info(
                     "flink call action=%s status=%s latency_ms=%.1f request_id=%s attempt=%d",
                     call.action,

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -175,12 +177,14 @@ class EndpointLimiter:
         # The concurrency slot first: the window counts a call from the moment it may leave.
         # Taken the other way round, calls let through in one second could wait for a slot and
         # then leave together in the next, beyond the quota.
+        waiting = time.perf_counter()
         await self._semaphore.acquire()
         try:
             await self._window.acquire()
         except BaseException:
             self._semaphore.release()
             raise
+        metrics.LIMITER_WAIT.observe(time.perf_counter() - waiting)
         self._in_flight += 1
         self._started += 1
         self._peak = max(self._peak, self._in_flight)

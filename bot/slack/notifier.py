@@ -18,6 +18,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.slack.blocks import Message
 from bot.slack.outage_view import checking_again_context, outage_context, outage_over_context
 from bot.watch.model import (
@@ -32,6 +33,14 @@ from bot.watch.outage import OutageAction
 from bot.watch.policy import Action
 
 log = logging.getLogger("flinkdiag.notify")
+
+# `flinkdiag_slack_posts_total{kind}`; the digests and reports add their own kinds.
+POST_KINDS = {
+    Action.POST_ALERT: "alert",
+    Action.POST_FOLLOWUP: "followup",
+    Action.UPDATE_ANCHOR: "alert_update",
+    Action.POST_NOTE: "note",
+}
 
 
 class SlackNotifier:
@@ -72,6 +81,11 @@ class SlackNotifier:
             raise DeliveryFailed(type(e).__name__) from e
 
     async def deliver(self, notice: Notice) -> str | None:
+        ts = await self._deliver(notice)
+        metrics.SLACK_POSTS.labels(POST_KINDS.get(notice.action, "other")).inc()
+        return ts
+
+    async def _deliver(self, notice: Notice) -> str | None:
         t = notice.target
         now = self.now()
         if notice.action is Action.POST_ALERT:
@@ -130,10 +144,15 @@ class SlackNotifier:
         return None
 
     async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:
-        return await self.post(channel_id, self.renderer.render_alert_digest(notices, now=self.now()))
+        ts = await self.post(channel_id, self.renderer.render_alert_digest(notices, now=self.now()))
+        metrics.SLACK_POSTS.labels("digest").inc()
+        return ts
 
     async def update_digest(self, channel_id: str, ts: str, notices: Sequence[Notice]) -> None:
         await self.update(channel_id, ts, self.renderer.render_alert_digest(notices, now=self.now()))
+        metrics.SLACK_POSTS.labels("digest_update").inc()
 
     async def publish_report(self, channel_id: str, report: Any) -> str:
-        return await self.post(channel_id, self.renderer.render_report(report))
+        ts = await self.post(channel_id, self.renderer.render_report(report))
+        metrics.SLACK_POSTS.labels("report").inc()
+        return ts

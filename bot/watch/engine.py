@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot import metrics
 from bot.diagnosis.report import DiagnosisRun, Target
 from bot.diagnosis.resolve import FlinkApi, current_job
 from bot.diagnosis.risk import Risk
@@ -206,6 +207,7 @@ class Sweeper:
         for t, outcome in zip(targets, outcomes, strict=True):
             result.checked += 1
             if isinstance(outcome, BaseException):
+                metrics.check_done("crashed")
                 log.error("check crashed", exc_info=outcome, extra={"deployment_id": t.deployment_id})
                 continue
             decision, delivered = outcome
@@ -218,6 +220,7 @@ class Sweeper:
             if decision.state.last_kind == "failure":
                 result.failures += 1
         result.seconds = time.perf_counter() - started
+        metrics.sweep_done(result.seconds)
         if targets:
             log.info(
                 "sweep",
@@ -439,6 +442,7 @@ class Sweeper:
             state = kept
         if state is not decision.state:
             decision = decision.model_copy(update={"state": state})
+        metrics.check_done(observed.observation.kind)
         return decision, delivered
 
     async def _record(self, record: CheckRecord, recorder: GroupRecorder | None) -> None:
