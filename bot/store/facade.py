@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.store.channel_defaults import ChannelDefaultsRepo
 from bot.store.db import create_engine, migrate
+from bot.store.deliveries import DeliveryLog
 from bot.store.runs import RunRepo
 from bot.store.types import Clock, utc_now
 from bot.store.watches import WatchStore
@@ -24,6 +25,7 @@ class Store:
         self.channel_defaults = ChannelDefaultsRepo(self.sessions, clock=clock)
         self.runs = RunRepo(self.sessions)
         self.watches = WatchStore(self.sessions, clock=clock)
+        self.deliveries = DeliveryLog(self.sessions)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Store:
