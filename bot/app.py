@@ -146,6 +146,7 @@ def build(
         cheap_first_look=settings.watch_status_first,
         region=settings.region,
         storm_limit=settings.alert_storm_limit,
+        deliveries=store.deliveries,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(
