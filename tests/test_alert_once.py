@@ -10,21 +10,27 @@ posting anyway: never lose an alert.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import socket
 import sqlite3
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
-from e2e import Clock, all_text
+from e2e import Clock, all_text, deployment
+from procs import FLINKDIAG, clean_env
 from slack_sdk.models.blocks import Block
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from watch_helpers import CH, World, tick, watch
+from watch_helpers import CH, World, risk, tick, watch
 
 import bot.store.db
-from bot.flink.sim import Simulator
+from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
 from bot.local import LocalStack
+from bot.slack.driver import SlackDriver
 from bot.slack.localslack import LocalMessage, LocalSlack
+from bot.store import Store
 
 
 def tagged(message: LocalMessage) -> bool:
@@ -215,5 +221,117 @@ async def test_database_lost_between_post_and_record_posts_once(
             holder.close()
 
 
-def _unused(_: Any) -> None:  # keeps `text` imported for the process tests below
-    text("")
+# --- a real bot process, killed with SIGKILL -------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _serve(tmp_path: Path, env: dict[str, str], name: str) -> asyncio.subprocess.Process:
+    """`flinkdiag serve` (HTTP mode), once it answers /healthz."""
+    log = (tmp_path / f"{name}.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        *FLINKDIAG, "serve", stdout=log, stderr=log, env=env, cwd=tmp_path
+    )
+    log.close()
+    async with aiohttp.ClientSession() as http:
+        while True:
+            assert proc.returncode is None, (tmp_path / f"{name}.log").read_text()
+            try:
+                async with http.get(f"http://127.0.0.1:{env['PORT']}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+
+
+def alerts(slack: LocalSlack) -> list[LocalMessage]:
+    """What the watch posted in the channel (not the command's confirmation)."""
+    return [
+        m for m in slack.channel_messages(CH, include_ephemeral=False) if "Watching deployment" not in m.text
+    ]
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll a condition nothing signals (another process's progress)."""
+    async with asyncio.timeout(timeout):
+        for _ in itertools.count():
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_bot_killed_between_slack_accepting_the_alert_and_recording_it_posts_once(
+    tmp_path: Path, db_url: str
+):
+    sim = Simulator()
+    await sim.start()
+    slack = LocalSlack()
+    await slack.start()
+    store = await Store.open(db_url)
+    port = _free_port()
+    signing = "alert-once-signing-secret"
+    env = clean_env(
+        tmp_path,
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_SIGNING_SECRET=signing,
+        SLACK_API_URL=slack.api_url,
+        FLINKDIAG_ENDPOINT=sim.base_url,
+        FLINKDIAG_WORKSPACE=str(deployment(sim, "orders-etl")["workspace"]),
+        FLINKDIAG_NAMESPACES=str(deployment(sim, "orders-etl")["namespace"]),
+        FLINKDIAG_DATABASE_URL=db_url,
+        FLINKDIAG_MIN_WATCH_INTERVAL="1s",
+        FLINKDIAG_SWEEP_TICK_SECONDS="0.2",
+        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
+        PORT=str(port),
+    )
+    sim.set_diagnosis(str(deployment(sim, "orders-etl")["deploymentId"]), risk("HIGH"))
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        first = await _serve(tmp_path, env, "first")
+        procs.append(first)
+        killed = asyncio.Event()
+
+        async def kill(_: LocalMessage) -> None:
+            first.kill()  # SIGKILL: Slack has the alert, the bot never hears back
+            await first.wait()
+            killed.set()
+
+        slack.on_accepted(kill, match=lambda m: m.channel == CH)  # the first post: the alert
+        async with SlackDriver(f"http://127.0.0.1:{port}/slack/events", signing, slack) as driver:
+            reply = await driver.command("watch deployment orders-etl --every 1s", channel=CH, user="UOPS")
+            assert reply.status == 200
+        await asyncio.wait_for(killed.wait(), 30)
+        [alert] = alerts(slack)
+
+        # The dead bot's lease on the check runs out (a real minute or two: skipped here).
+        async with store.engine.begin() as conn:
+            await conn.execute(text("UPDATE watch_targets SET lease_until = 0"))
+        second = await _serve(tmp_path, env, "second")
+        procs.append(second)
+
+        # Two checks by the new bot: the first one adopted the alert (or posted), the second
+        # one ran after the first was recorded (its record releases the lease).
+        checks = sim.calls["ListJobs"]
+        await _until(lambda: sim.calls["ListJobs"] >= checks + 2)
+        [target] = await store.watches.channel_targets(LocalSlack.TEAM_ID, CH)
+        assert target.anchor_ts == alert.ts
+        posts = alerts(slack)
+        assert posts == [alert], [all_text(m) for m in posts]
+        assert slack.calls["conversations.history"] == 1
+        assert_valid_blocks(posts)
+        second.terminate()
+        assert await asyncio.wait_for(second.wait(), 20) == 0
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+        await store.close()
+        await slack.stop()
+        await sim.stop()
