@@ -176,6 +176,7 @@ def build(
         region=settings.region,
         storm_limit=settings.alert_storm_limit,
         recovery_checks=settings.outage_recovery_checks,
+        deliveries=store.deliveries,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

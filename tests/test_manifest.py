@@ -22,7 +22,8 @@ MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
 # Web API methods (as slack_sdk spells them) -> the bot scope each needs. A method the bot starts
 # calling must be added here, and its scope to the manifest, or the app fails in a real workspace.
 # Source: the methods' reference pages at docs.slack.dev/reference/methods.
-SCOPE_OF_METHOD: dict[str, str | None] = {
+# A method that reads conversations needs one scope per kind of channel the bot may be in.
+SCOPE_OF_METHOD: dict[str, str | tuple[str, ...] | None] = {
     "auth_test": None,
     "chat_postMessage": "chat:write",
     "chat_postEphemeral": "chat:write",
@@ -31,6 +32,9 @@ SCOPE_OF_METHOD: dict[str, str | None] = {
     "views_publish": None,
     "conversations_info": "channels:read",
     "users_info": "users:read",
+    # public and private channels (the bot is not meant for DMs)
+    "conversations_history": ("channels:history", "groups:history"),
+    "conversations_replies": ("channels:history", "groups:history"),
 }
 # Attribute access on a client, called or passed on (`client.chat_update(` or `self._call(web.chat_update, …)`);
 # only names that are Web API methods of the client count (not `team_id` and the like).
@@ -84,7 +88,10 @@ def test_bot_scopes_are_exactly_what_the_code_uses():
     unknown = sorted(set(used) - set(SCOPE_OF_METHOD))
     assert not unknown, f"add these Web API methods to SCOPE_OF_METHOD: {unknown} ({used})"
     assert {"chat_postMessage", "chat_update", "views_publish"} <= set(used)  # the grep finds them
-    needed = {"commands"} | {s for m in used if (s := SCOPE_OF_METHOD[m]) is not None}
+    needed = {"commands"}
+    for m in used:
+        scopes = SCOPE_OF_METHOD[m]
+        needed |= {scopes} if isinstance(scopes, str) else set(scopes or ())
     granted = MANIFEST["oauth_config"]["scopes"]["bot"]
     assert len(granted) == len(set(granted))
     assert set(granted) == needed, f"missing: {needed - set(granted)}, unused: {set(granted) - needed}"

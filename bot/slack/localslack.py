@@ -5,19 +5,37 @@ Used by `flinkdiag console` (as the "Slack" the person sees) and by the tests (w
 many requests hit each method, like bolt-python's own mock_web_api_server). It keeps channels,
 messages, threads and ephemeral messages in memory, and can be told to fail the next calls the
 way Slack does (429 with Retry-After, `channel_not_found`, `not_in_channel`, `is_archived`, ...).
+
+Message metadata and history (what the bot's post-once path relies on). Verified against
+slack_sdk's client (this .venv) and Slack's method pages as quoted in the docs: chat.postMessage
+and chat.update take `metadata={"event_type", "event_payload"}` (sent as JSON);
+conversations.history and conversations.replies are GET methods taking `channel`, `cursor`,
+`inclusive`, `include_all_metadata`, `latest`, `limit`, `oldest` (`ts` for replies), booleans as
+0/1; history answers newest first, without thread replies, with `has_more` and
+`response_metadata.next_cursor`; replies answers the thread's parent first, then the replies
+oldest first. Not verified, our reading: that `oldest`/`latest` are exclusive unless `inclusive`
+(the reference says so), that a message carries `metadata` only when `include_all_metadata` is
+set, that replies keeps the parent even when `oldest` is after it, that an unknown thread is
+`thread_not_found`, and the default (100) and ceiling (999) of `limit`. Message ts are epoch
+seconds from the stand-in's clock (strictly increasing), as Slack's are, so `oldest` works.
+
+Fault hooks for tests: `on_accepted` runs a test's coroutine after Slack stored a post and before
+it answers (e.g. to kill -9 the bot right then), `accept_then_reset` stores a post and drops the
+connection without answering, `accept_then_stall` stores it and answers only after a delay (past
+the client's timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import base64
 import json
 import logging
 import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +55,7 @@ class LocalMessage:
     ephemeral_to: str | None = None  # user id when only that user sees it
     updates: int = 0
     deleted: bool = False
+    metadata: dict[str, Any] | None = None  # chat.postMessage's `metadata` (event_type, event_payload)
 
     @property
     def ephemeral(self) -> bool:
@@ -62,6 +81,16 @@ class _Failure:
 
 
 @dataclass
+class _AfterAccept:
+    """What to do once a post was stored, before answering (see `LocalSlack.on_accepted`)."""
+
+    match: Callable[[LocalMessage], bool]
+    hook: Callable[[LocalMessage], Awaitable[None]] | None = None
+    reset: bool = False
+    stall: float = 0.0
+
+
+@dataclass
 class SocketAck:
     """What the Socket Mode client sent back for one envelope."""
 
@@ -82,6 +111,11 @@ class _Envelope:
 # captured envelopes), although one example in Slack's Socket Mode guide shows true for a button.
 _INTERACTIVE_WITH_RESPONSE = {"view_submission", "block_suggestion"}
 
+
+class _DropConnection(Exception):
+    """Raised by a fault hook: close the connection instead of answering."""
+
+
 Listener = Callable[[str, LocalMessage], None]  # ("posted" | "updated" | "deleted", message)
 
 
@@ -99,7 +133,12 @@ class LocalSlack:
     APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
     def __init__(
-        self, *, bot_token: str | None = None, app_token: str | None = None, response_url_uses: int = 5
+        self,
+        *,
+        bot_token: str | None = None,
+        app_token: str | None = None,
+        response_url_uses: int = 5,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.bot_token = bot_token or self.BOT_TOKEN
         self.app_token = app_token or self.APP_TOKEN
@@ -117,13 +156,16 @@ class LocalSlack:
         self._tickets: set[str] = set()
         self._hooks: dict[str, _Hook] = {}
         self._failures: dict[str, list[_Failure]] = {}
-        self._ts = itertools.count(1)
+        self._clock = clock or time.time  # epoch seconds; message ts are taken from it
+        self._last_ts = 0.0
+        self._after_accept: dict[str, list[_AfterAccept]] = {}
         self._listeners: list[Listener] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.changed = asyncio.Condition()
         self.app = web.Application()
         self.app.router.add_post("/api/{method}", self._api)
+        self.app.router.add_get("/api/{method}", self._api)  # slack_sdk GETs conversations.history
         self.app.router.add_post("/response/{token}", self._response)
         self.app.router.add_get("/link/", self._socket)
 
@@ -166,6 +208,32 @@ class LocalSlack:
         self._failures.setdefault(method, []).extend(
             _Failure("ratelimited", 429, retry_after) for _ in range(times)
         )
+
+    def on_accepted(
+        self,
+        hook: Callable[[LocalMessage], Awaitable[None]],
+        *,
+        method: str = "chat.postMessage",
+        match: Callable[[LocalMessage], bool] = lambda m: True,
+    ) -> None:
+        """Once: after the next matching post is stored and before it is answered, await `hook(msg)`."""
+        self._after_accept.setdefault(method, []).append(_AfterAccept(match, hook=hook))
+
+    def accept_then_reset(
+        self, *, method: str = "chat.postMessage", match: Callable[[LocalMessage], bool] = lambda m: True
+    ) -> None:
+        """Once: store the next matching post, then drop the connection without an answer."""
+        self._after_accept.setdefault(method, []).append(_AfterAccept(match, reset=True))
+
+    def accept_then_stall(
+        self,
+        seconds: float,
+        *,
+        method: str = "chat.postMessage",
+        match: Callable[[LocalMessage], bool] = lambda m: True,
+    ) -> None:
+        """Once: store the next matching post and answer only `seconds` later."""
+        self._after_accept.setdefault(method, []).append(_AfterAccept(match, stall=seconds))
 
     def channel_messages(self, channel: str, *, include_ephemeral: bool = True) -> list[LocalMessage]:
         return [
@@ -271,7 +339,9 @@ class LocalSlack:
 
     # ----- internals
     def _next_ts(self) -> str:
-        return f"{1_700_000_000 + next(self._ts)}.000100"
+        # Slack's ts: epoch seconds with six decimals, unique and increasing within a channel.
+        self._last_ts = max(round(self._clock(), 6), round(self._last_ts + 0.000001, 6))
+        return f"{self._last_ts:.6f}"
 
     async def _notify(self, kind: str, message: LocalMessage) -> None:
         for listener in self._listeners:
@@ -287,6 +357,8 @@ class LocalSlack:
 
     @staticmethod
     async def _payload(request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         if request.content_type == "application/json":
             try:
                 data = await request.json()
@@ -297,7 +369,7 @@ class LocalSlack:
         out: dict[str, Any] = {}
         for k, v in form.items():
             out[k] = v
-            if k in {"blocks", "attachments", "view"} and isinstance(v, str):
+            if k in {"blocks", "attachments", "view", "metadata"} and isinstance(v, str):
                 try:
                     out[k] = json.loads(v)
                 except ValueError:
@@ -318,6 +390,11 @@ class LocalSlack:
     async def _api(self, request: web.Request) -> web.Response:
         try:
             return await self._answer(request)
+        except _DropConnection:
+            # Accepted, never answered: the client sees its connection reset.
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPInternalServerError() from None  # not written: the transport is gone
         finally:
             await self._changed()  # wakes `wait_for` on `calls` and on state no listener sees
 
@@ -379,7 +456,24 @@ class LocalSlack:
             blocks=blocks,
             attachments=attachments,
             thread_ts=payload.get("thread_ts") or None,
+            metadata=self._metadata(payload),
         )
+
+    @staticmethod
+    def _metadata(payload: dict[str, Any]) -> dict[str, Any] | None:
+        meta = payload.get("metadata")
+        if isinstance(meta, str):
+            try:
+                meta = json.loads(meta)
+            except ValueError:
+                return None
+        if not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str):
+            return None
+        payload_ = meta.get("event_payload")
+        return {
+            "event_type": meta["event_type"],
+            "event_payload": payload_ if isinstance(payload_, dict) else {},
+        }
 
     async def _m_chat_postMessage(self, payload: dict[str, Any]) -> web.Response:
         channel = payload.get("channel")
@@ -390,9 +484,114 @@ class LocalSlack:
         msg = self._message_from(payload, channel)  # type: ignore[arg-type]
         self.messages.append(msg)
         await self._notify("posted", msg)
+        await self._after("chat.postMessage", msg)
         return web.json_response(
-            {"ok": True, "channel": channel, "ts": msg.ts, "message": {"text": msg.text}}
+            {"ok": True, "channel": channel, "ts": msg.ts, "message": self._as_api(msg, with_metadata=True)}
         )
+
+    async def _after(self, method: str, msg: LocalMessage) -> None:
+        queue = self._after_accept.get(method) or []
+        after = next((a for a in queue if a.match(msg)), None)
+        if after is None:
+            return
+        queue.remove(after)
+        if after.hook is not None:
+            await after.hook(msg)
+        if after.stall:
+            await asyncio.sleep(after.stall)
+        if after.reset:
+            raise _DropConnection
+
+    def _as_api(self, msg: LocalMessage, *, with_metadata: bool) -> dict[str, Any]:
+        """A message object as the Web API returns it (the fields the bot reads)."""
+        out: dict[str, Any] = {
+            "type": "message",
+            "ts": msg.ts,
+            "text": msg.text,
+            "bot_id": self.BOT_ID,
+            "app_id": self.APP_ID,
+            "user": self.BOT_USER_ID,
+        }
+        if msg.blocks:
+            out["blocks"] = msg.blocks
+        if msg.thread_ts:
+            out["thread_ts"] = msg.thread_ts
+        if with_metadata and msg.metadata is not None:
+            out["metadata"] = msg.metadata
+        return out
+
+    @staticmethod
+    def _flag(value: Any) -> bool:
+        return str(value).lower() in {"1", "true"}
+
+    def _page(self, messages: list[LocalMessage], payload: dict[str, Any]) -> web.Response:
+        """One page of `messages` (already in answer order), as history and replies answer."""
+        try:
+            limit = int(payload.get("limit") or 100)
+        except ValueError:
+            return self._error("invalid_arguments")
+        limit = max(1, min(limit, 999))
+        start = 0
+        if cursor := payload.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(cursor)).decode().removeprefix("next:"))
+            except ValueError:
+                return self._error("invalid_cursor")
+        page = messages[start : start + limit]
+        more = start + limit < len(messages)
+        meta = self._flag(payload.get("include_all_metadata"))
+        body: dict[str, Any] = {
+            "ok": True,
+            "messages": [self._as_api(m, with_metadata=meta) for m in page],
+            "has_more": more,
+        }
+        if more:
+            body["response_metadata"] = {
+                "next_cursor": base64.b64encode(f"next:{start + limit}".encode()).decode()
+            }
+        return web.json_response(body)
+
+    def _window(self, payload: dict[str, Any]) -> Callable[[LocalMessage], bool]:
+        inclusive = self._flag(payload.get("inclusive"))
+        oldest = float(payload.get("oldest") or 0)
+        latest = float(payload["latest"]) if payload.get("latest") else None
+
+        def inside(m: LocalMessage) -> bool:
+            ts = float(m.ts)
+            after = ts >= oldest if inclusive else ts > oldest
+            before = latest is None or (ts <= latest if inclusive else ts < latest)
+            return after and before
+
+        return inside
+
+    async def _m_conversations_history(self, payload: dict[str, Any]) -> web.Response:
+        channel = payload.get("channel")
+        if err := self._check_channel(channel):
+            return self._error(err)
+        try:
+            inside = self._window(payload)
+        except ValueError:
+            return self._error("invalid_arguments")
+        found = [
+            m
+            for m in self.channel_messages(str(channel), include_ephemeral=False)
+            if m.thread_ts is None and inside(m)
+        ]
+        return self._page(sorted(found, key=lambda m: float(m.ts), reverse=True), payload)
+
+    async def _m_conversations_replies(self, payload: dict[str, Any]) -> web.Response:
+        channel = payload.get("channel")
+        if err := self._check_channel(channel):
+            return self._error(err)
+        parent = self.find(str(channel), str(payload.get("ts") or ""))
+        if parent is None or parent.deleted or parent.ephemeral:
+            return self._error("thread_not_found")
+        try:
+            inside = self._window(payload)
+        except ValueError:
+            return self._error("invalid_arguments")
+        replies = [m for m in self.thread(str(channel), parent.ts) if not m.ephemeral and inside(m)]
+        return self._page([parent, *sorted(replies, key=lambda m: float(m.ts))], payload)
 
     async def _m_chat_postEphemeral(self, payload: dict[str, Any]) -> web.Response:
         channel = payload.get("channel")
@@ -416,6 +615,8 @@ class LocalSlack:
         if msg.ephemeral:
             return self._error("cant_update_message")
         self._apply_update(msg, payload)
+        if "metadata" in payload:
+            msg.metadata = self._metadata(payload)
         await self._notify("updated", msg)
         return web.json_response({"ok": True, "channel": channel, "ts": msg.ts})
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bot.store.channel_defaults import ChannelDefaultsRepo
 from bot.store.db import create_engine, migrate
+from bot.store.deliveries import DeliveryLog
 from bot.store.quota import QuotaStore
 from bot.store.runs import RunRepo
 from bot.store.types import Clock, utc_now
@@ -26,6 +27,7 @@ class Store:
         self.runs = RunRepo(self.sessions)
         self.watches = WatchStore(self.sessions, clock=clock)
         self.quota = QuotaStore(self.sessions)
+        self.deliveries = DeliveryLog(self.sessions)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Store:

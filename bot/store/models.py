@@ -157,6 +157,27 @@ class WatchTargetRow(Base):
     )
 
 
+class DeliveryRow(Base):
+    """A post the watch loop is about to make, recorded before it is made (added in 0004).
+
+    `key` goes out with the message as Slack metadata, so after a crash or a lost answer the
+    message can be found in the channel's history instead of being posted twice. A check's record
+    deletes its target's rows except the one whose outcome is still unknown (`bot.store.deliveries`).
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("watch_targets.id", ondelete="CASCADE"))
+    kind: Mapped[str]  # what is posted: the policy's reason (first_alert, further_rise, ...)
+    key: Mapped[str] = mapped_column(String, unique=True)
+    since: Mapped[float] = mapped_column(Float)  # epoch seconds the intent was first recorded
+    ts: Mapped[str | None]  # Slack's answer, once it came back
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # ts is a digest
+
+    __table_args__ = (Index("ix_deliveries_target_id_kind", "target_id", "kind"),)
+
+
 class ReportScheduleRow(Base):
     """A channel's scheduled report and what the last report showed."""
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.db import dialect_insert
+from bot.store.deliveries import settle
 from bot.store.models import ReportScheduleRow, WatchRow, WatchTargetRow
 from bot.store.types import Clock, utc_now
 from bot.watch.model import CheckRecord, OutageView, Watch, WatchTarget
@@ -383,6 +384,7 @@ class WatchStore:
             ]
             if rows:
                 await session.execute(_RECORD, rows)  # one executemany
+                await settle(session, [r for r in records if r.target_id in held])
             await session.execute(
                 update(_t)
                 .where(_t.c.id.in_(ids), _t.c.snoozed_until.is_not(None), _t.c.snoozed_until <= self._clock())

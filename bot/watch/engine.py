@@ -41,7 +41,9 @@ from bot.watch.model import (
     AnchorNotUpdated,
     ChannelUnavailable,
     CheckRecord,
+    Delivery,
     DeliveryFailed,
+    DeliveryLog,
     Notice,
     Notifier,
     OutageNotice,
@@ -124,8 +126,12 @@ class Sweeper:
         concurrency: int = 256,
         record_linger: float = 0.05,
         record_batch: int = 500,
+        deliveries: DeliveryLog | None = None,
     ) -> None:
         self.repo = repo
+        # Posts are recorded before they are made, so none is repeated after a crash or a lost
+        # answer (see bot.store.deliveries); without a log, a post is made blind.
+        self.deliveries = deliveries
         self.api = api
         self.notifier = notifier
         self.now = now or (lambda: datetime.now(UTC))
@@ -305,6 +311,15 @@ class Sweeper:
                 # each alert's episode is anchored in the digest's thread either way
                 log.warning("storm digest not updated", extra={"channel": channel_id, "error": str(e)})
 
+    async def _posted(self, delivery: Delivery | None, ts: str, *, shared: bool = False) -> None:
+        if delivery is None or self.deliveries is None:
+            return
+        try:
+            await self.deliveries.posted(delivery.key, ts, shared=shared)
+        except Exception as e:
+            # Only saves the next attempt a look-up in Slack's history: not worth failing the check.
+            log.warning("post not noted", extra={"key": delivery.key, "error": type(e).__name__})
+
     async def _to_digest(self, gate: StormGate, notice: Notice) -> str:
         """Add an alert to its channel's storm digest (posting the digest first); its ts."""
         d = gate.digest(notice.target.channel_id)
@@ -344,7 +359,11 @@ class Sweeper:
         anchor_ts, anchor_shared = t.anchor_ts, t.anchor_shared
         delivered = True
         state = decision.state
+        pending: str | None = None
         if decision.action is not Action.NONE:
+            delivery = None
+            if decision.posts and self.deliveries is not None:
+                delivery = await self.deliveries.begin(t.id, decision.reason.value, now.timestamp())
             notice = Notice(
                 action=decision.action,
                 reason=decision.reason,
@@ -353,15 +372,30 @@ class Sweeper:
                 previous_risk=t.state.announced_risk,
                 run=run,
                 error=error,
+                delivery=delivery,
             )
             try:
-                if decision.action is Action.POST_ALERT and gate is not None and not gate.admit(t.channel_id):
+                found = None
+                if decision.action is Action.POST_ALERT and delivery is not None and delivery.retry:
+                    found = await self.notifier.find_posted(notice)
+                    # looked already: the post below need not look again
+                    notice = notice.model_copy(
+                        update={"delivery": delivery.model_copy(update={"retry": False})}
+                    )
+                if found is not None:
+                    anchor_ts, anchor_shared = found.ts, found.shared
+                elif (
+                    decision.action is Action.POST_ALERT and gate is not None and not gate.admit(t.channel_id)
+                ):
                     anchor_ts, anchor_shared = await self._to_digest(gate, notice), True
+                    await self._posted(delivery, anchor_ts, shared=True)
                 else:
                     ts = await self.notifier.deliver(notice)
                     if decision.action is Action.POST_ALERT and ts:
                         anchor_ts, anchor_shared = ts, False
+                        await self._posted(delivery, ts)
             except ChannelUnavailable as e:
+                pending = delivery.key if delivery else None
                 delivered = False
                 state = decision.state_if_not_done
                 log.warning(
@@ -370,6 +404,7 @@ class Sweeper:
                 )
                 await self.repo.pause_channel(t.team_id, t.channel_id, e.error)
             except DeliveryFailed as e:
+                pending = delivery.key if delivery else None
                 delivered = False
                 state = decision.state_if_not_done
                 log.warning(
@@ -418,6 +453,7 @@ class Sweeper:
             job_id=run.target.job_id if run else t.job_id,
             # a status-only look has no symptoms: keep the last full diagnosis's
             top_symptom=top,
+            pending_delivery=pending,
         )
         try:
             await self._record(record, recorder)

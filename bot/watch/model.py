@@ -74,6 +74,28 @@ class WatchTarget(BaseModel):
         return self.deployment_name or self.deployment_id
 
 
+class Delivery(BaseModel):
+    """A post recorded before it is made. `key` goes out with the message (Slack metadata)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    since: float  # epoch seconds the intent was first recorded: bounds the history look-up
+    # An earlier attempt may have been posted (crash, lost answer, database outage): look for it
+    # before posting again.
+    retry: bool = False
+    ts: str | None = None  # that attempt's message, when Slack's answer was recorded
+    shared: bool = False  # ts is a storm digest
+
+
+@dataclass(frozen=True)
+class Found:
+    """A post an earlier attempt made: adopt it instead of posting again."""
+
+    ts: str
+    shared: bool = False  # a storm digest, not a message of this target's own
+
+
 class Notice(BaseModel):
     """What the engine asks the Slack side to say; the sink renders it."""
 
@@ -84,6 +106,7 @@ class Notice(BaseModel):
     previous_risk: str | None = None  # the highest level announced before this decision
     run: DiagnosisRun | None = None
     error: str | None = None
+    delivery: Delivery | None = None  # posts only: the recorded intent
 
 
 class OutageNotice(BaseModel):
@@ -138,6 +161,22 @@ class Notifier(Protocol):
         """Post, edit or close a watch's outage note; returns the note's ts for POST_NOTE."""
         ...
 
+    async def find_posted(self, notice: Notice) -> Found | None:
+        """The alert an earlier attempt of `notice.delivery` posted, if Slack shows one."""
+        ...
+
+
+class DeliveryLog(Protocol):
+    """Durable intents: what is about to be posted, recorded before it is posted."""
+
+    async def begin(self, target_id: int, kind: str, now: float) -> Delivery:
+        """The target's unsettled intent of `kind` (a retry), or a new one."""
+        ...
+
+    async def posted(self, key: str, ts: str, *, shared: bool = False) -> None:
+        """Slack's answer to the post of `key`."""
+        ...
+
 
 class WatchRepo(Protocol):
     async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]: ...
@@ -173,3 +212,6 @@ class CheckRecord:
     job_id: str | None
     top_symptom: str | None
     anchor_shared: bool = False
+    # The intent whose post may or may not have gone out (delivery failed): kept for the next
+    # check to look for. Every other intent of the target is settled with this record.
+    pending_delivery: str | None = None
