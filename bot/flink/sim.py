@@ -6,7 +6,8 @@ replay), then the configured faults, then one of the six read operations the bot
 faults while the simulator runs:
 
     GET  /_sim/fleet                               deployments with their current job id
-    PUT  /_sim/deployments/{deploymentId}/diagnosis   wire JobDiagnosis for the current job
+    PUT  /_sim/deployments/{deploymentId}/diagnosis   wire JobDiagnosis for the current job, served
+                                                   byte for byte as sent (1e400, NaN, \\u0000 kept)
     POST /_sim/deployments/{deploymentId}/restart     cancel the current job, start a new one
     GET  /_sim/faults, PUT /_sim/faults            read / partly update `Faults`
     GET  /_sim/calls                               API requests per action
@@ -46,6 +47,7 @@ from bot.flink import signer
 from bot.flink.sim_fleet import (
     Fleet,
     Placed,
+    RawJson,
     SimJob,
     SimWorkspace,
     default_fleet,
@@ -163,7 +165,23 @@ def _request_id() -> str:
 
 def _dumps(obj: Any) -> str:
     # Raw UTF-8 rather than \u escapes, as the service sends it: clients must decode UTF-8 properly.
-    return json.dumps(obj, ensure_ascii=False)
+    raws: dict[str, RawJson] = {}
+
+    def swap(v: Any) -> Any:
+        if isinstance(v, RawJson):
+            token = f"@@flinkdiag-raw-{uuid.uuid4().hex}@@"
+            raws[token] = v
+            return token
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        return v
+
+    text = json.dumps(swap(obj), ensure_ascii=False)
+    for token, raw in raws.items():
+        text = text.replace(f'"{token}"', raw, 1)
+    return text
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -263,8 +281,10 @@ class Simulator:
         self._faults = value
         self._fault_cycle = 0  # fail_next cycles through error_kinds from the first one again
 
-    def set_diagnosis(self, deployment_id: str, wire: dict) -> None:
-        """Serve `wire` for the deployment's current job from now on. KeyError if unknown."""
+    def set_diagnosis(self, deployment_id: str, wire: dict | str) -> None:
+        """Serve `wire` for the deployment's current job from now on. KeyError if unknown.
+
+        JSON text is served byte for byte (`1e400`, NaN, lone surrogates as written)."""
         self.fleet.set_diagnosis(deployment_id, wire)
 
     def restart(self, deployment_id: str) -> str:
@@ -590,14 +610,16 @@ class Simulator:
 
     async def _ctl_diagnosis(self, request: web.Request) -> web.Response:
         deployment_id = request.match_info["deployment_id"]
+        # Kept as text and served as sent (see RawJson): a test's `1e400` reaches the client as `1e400`.
         try:
-            wire = json.loads(await request.read())
-        except ValueError:
+            text = (await request.read()).decode("utf-8")
+            wire = json.loads(text)
+        except (ValueError, RecursionError):
             return _json(400, {"error": "the body is not JSON"})
         if not isinstance(wire, dict):
             return _json(400, {"error": "the body must be a JSON object (a wire-format JobDiagnosis)"})
         try:
-            self.set_diagnosis(deployment_id, wire)
+            self.set_diagnosis(deployment_id, text)
         except KeyError:
             return _json(404, {"error": f"deployment {deployment_id} not found"})
         job = self.fleet.deployment(deployment_id).deployment.current_job  # type: ignore[union-attr]
