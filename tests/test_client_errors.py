@@ -82,7 +82,7 @@ async def test_unknown_job_names_the_job() -> None:
             await client.get_job(WS, NS, UNKNOWN)
     err = info.value
     assert err.user_message == f"Job `{UNKNOWN}` was not found in namespace `{NS}` (workspace `{WS}`)."
-    assert (err.error_code, err.http_status) == ("JobNotFound", 404)
+    assert (err.error_code, err.http_status) == ("990301", 200)
     assert err.request_id
 
 

@@ -79,6 +79,7 @@ MAX_SKEW_SECONDS = 15 * 60
 NONCE_TTL_SECONDS = 15 * 60
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+NOT_FOUND_CODE = "990301"  # the service's "not found" for a job or deployment (see Faults.not_found_status)
 REQUIRED_SIGNED_HEADERS = (
     "host",
     "x-acs-action",
@@ -102,6 +103,18 @@ class Faults(BaseModel):
     fail_next: int = Field(default=0, ge=0, description="the next N API requests fail, kinds in order")
     hang_seconds: float = Field(default=30, ge=0, description="how long a `timeout` fault stalls")
     retry_after_ms: int = Field(default=1000, ge=0, description="x-acs-retry-after on throttling answers")
+    # Not a fault but a setting, kept here so tests and demos change it through the same control API.
+    # Verified: the body (errorCode 990301, success false; Alibaba's Terraform provider reads it so,
+    # a 200 included). Unverified: the HTTP status the real service sends with it. 200 by default,
+    # because the vendor's SDK models show 990301 with httpCode 200 and a 200 with success false is
+    # the case a client most easily gets wrong; FLINKDIAG_SIM_NOT_FOUND_STATUS or
+    # `--not-found-status` (e.g. 400 or 404) exercise the others.
+    not_found_status: int = Field(
+        default_factory=lambda: int(os.environ.get("FLINKDIAG_SIM_NOT_FOUND_STATUS") or 200),
+        ge=200,
+        le=599,
+        description="HTTP status of the 990301 (job or deployment not found) answer",
+    )
 
 
 class _GatewayError(Exception):
@@ -531,13 +544,15 @@ class Simulator:
     def _deployment(self, ws: SimWorkspace, namespace: str, deployment_id: str) -> Placed:
         placed = self.fleet.deployment(deployment_id)
         if placed is None or placed.workspace != ws.id or placed.namespace != namespace:
-            raise _ApiError(404, "DeploymentNotFound", f"Deployment {deployment_id} was not found.")
+            raise _ApiError(
+                self._faults.not_found_status, NOT_FOUND_CODE, f"Deployment {deployment_id} was not found."
+            )
         return placed
 
     def _job(self, ws: SimWorkspace, namespace: str, job_id: str) -> tuple[Placed, SimJob]:
         found = self.fleet.job(job_id)
         if found is None or found[0].workspace != ws.id or found[0].namespace != namespace:
-            raise _ApiError(404, "JobNotFound", f"Job {job_id} was not found.")
+            raise _ApiError(self._faults.not_found_status, NOT_FOUND_CODE, f"Job {job_id} was not found.")
         return found
 
     def _op_get_job_diagnosis(
@@ -718,6 +733,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8081, help="0 picks a free port (default 8081)")
     p.add_argument("--scenario", type=Path, help="JSON or YAML fleet file (default: the demo fleet)")
     p.add_argument("--seed", type=int, help="seed for random faults")
+    p.add_argument(
+        "--not-found-status",
+        type=int,
+        help="HTTP status sent with errorCode 990301 for an unknown job or deployment "
+        "(default: $FLINKDIAG_SIM_NOT_FOUND_STATUS or 200; the real one is unverified)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -752,7 +773,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot load scenario {args.scenario}: {e}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(Simulator(fleet, seed=args.seed), args.host, args.port))
+        faults = Faults() if args.not_found_status is None else Faults(not_found_status=args.not_found_status)
+        asyncio.run(_serve(Simulator(fleet, faults=faults, seed=args.seed), args.host, args.port))
     return 0
 
 
