@@ -82,7 +82,7 @@ async def test_unknown_job_names_the_job() -> None:
             await client.get_job(WS, NS, UNKNOWN)
     err = info.value
     assert err.user_message == f"Job `{UNKNOWN}` was not found in namespace `{NS}` (workspace `{WS}`)."
-    assert (err.error_code, err.http_status) == ("JobNotFound", 404)
+    assert (err.error_code, err.http_status) == ("990301", 200)
     assert err.request_id
 
 
@@ -182,14 +182,6 @@ def gateway_error(code: str, status: int, headers: dict[str, str] | None = None)
         (lambda: web.Response(status=401), FlinkAuthError, None, None),
         (lambda: web.Response(status=404, text="<html>nope</html>"), FlinkNotFound, None, None),
         (lambda: web.Response(status=405, text="Method Not Allowed"), FlinkRequestRejected, None, None),
-        (lambda: web.json_response([1, 2], status=200), FlinkUnreadable, None, None),
-        (
-            lambda: web.json_response({"requestId": "R", "success": True, "data": "x"}),
-            FlinkUnreadable,
-            None,
-            "R",
-        ),
-        (lambda: web.Response(status=200, body=b"\xff\xfe"), FlinkUnreadable, None, None),
     ],
 )
 async def test_canned_failures(canned, response, kind: type[FlinkError], code, request_id) -> None:
@@ -203,6 +195,37 @@ async def test_canned_failures(canned, response, kind: type[FlinkError], code, r
     assert info.value.request_id == request_id
     assert info.value.user_message and info.value.user_message != FlinkError.default_sentence
     assert not queue  # exactly one attempt: none of these is retried
+
+
+@pytest.mark.parametrize(
+    ("response", "request_id"),
+    [
+        (lambda: web.json_response([1, 2], status=200), None),
+        (lambda: web.json_response({"requestId": "R", "success": True, "data": "x"}), "R"),
+        (lambda: web.json_response({"requestId": "R", "unexpected": "shape"}), "R"),
+        (lambda: web.Response(status=200, body=b"\xff\xfe"), None),
+        (lambda: web.Response(status=200, text="[" * 100_000), None),
+        (lambda: web.Response(status=200, text='{"requestId": "cut', content_type="application/json"), None),
+    ],
+)
+async def test_unreadable_answers_are_retried_like_5xx_then_unreadable(canned, response, request_id) -> None:
+    base_url, queue = canned
+    queue.extend(response() for _ in range(3))
+    async with FlinkClient(fast_settings(base_url, max_retries=2), StaticCredentials(AK, "x")) as client:
+        with pytest.raises(FlinkUnreadable) as info:
+            await client.get_job(WS, NS, "job-1")
+    assert not queue, "every allowed attempt was made"
+    assert info.value.request_id == request_id
+    assert "GetJob" in info.value.user_message and "could not read" in info.value.user_message
+
+
+async def test_one_unreadable_answer_then_a_good_one_succeeds(canned) -> None:
+    base_url, queue = canned
+    queue.append(web.json_response({"requestId": "R", "unexpected": "shape"}))
+    queue.append(web.json_response({"requestId": "OK", "success": True, "data": {"jobId": "job-1"}}))
+    async with FlinkClient(fast_settings(base_url), StaticCredentials(AK, "x")) as client:
+        job = await client.get_job(WS, NS, "job-1")
+    assert job.job_id == "job-1" and not queue
 
 
 async def test_html_502_from_a_proxy_is_a_retried_service_error(canned) -> None:
@@ -317,8 +340,11 @@ async def test_one_unreadable_list_item_is_skipped_not_fatal(
 
 async def test_a_list_of_only_unreadable_items_is_unreadable(canned) -> None:
     base_url, queue = canned
-    queue.append(web.json_response({"requestId": "L", "success": True, "data": [{"name": "no id"}, 3]}))
-    async with FlinkClient(fast_settings(base_url), StaticCredentials(AK, "x")) as client:
+    queue.extend(
+        web.json_response({"requestId": "L", "success": True, "data": [{"name": "no id"}, 3]})
+        for _ in range(2)
+    )
+    async with FlinkClient(fast_settings(base_url, max_retries=1), StaticCredentials(AK, "x")) as client:
         with pytest.raises(FlinkUnreadable) as info:
             await client.get_deployments_by_name(WS, NS, "x")
     assert info.value.request_id == "L"

@@ -114,11 +114,19 @@ async def test_persistent_resets_give_flink_unavailable() -> None:
     assert "could not be reached" in info.value.user_message
 
 
-async def test_malformed_body_is_unreadable_and_not_retried() -> None:
+async def test_a_malformed_answer_is_retried_like_a_5xx() -> None:
     async with sim_and_client(faults=Faults(fail_next=1, error_kinds=["malformed"])) as (sim, client):
+        deps = await client.list_deployments(WS, NS)
+    assert len(deps) == 8
+    assert sim.calls["ListDeployments"] == 2
+
+
+async def test_persistently_malformed_answers_are_unreadable_after_the_retries() -> None:
+    faults = Faults(fail_next=100, error_kinds=["malformed"])
+    async with sim_and_client(faults=faults, max_retries=2) as (sim, client):
         with pytest.raises(FlinkUnreadable) as info:
             await client.list_deployments(WS, NS)
-    assert sim.calls["ListDeployments"] == 1
+    assert sim.calls["ListDeployments"] == 3
     assert info.value.request_id  # from the x-acs-request-id header
     assert "ListDeployments" in info.value.user_message
 

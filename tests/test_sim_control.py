@@ -499,10 +499,10 @@ def _business_case(sim: Simulator, case: str) -> tuple[str, dict[str, str] | Non
         ("no workspace", 400, "InvalidParameter"),
         ("unknown workspace", 404, "WorkspaceNotFound"),
         ("unknown namespace", 404, "NamespaceNotFound"),
-        ("job in another namespace", 404, "JobNotFound"),
-        ("unknown deployment", 404, "DeploymentNotFound"),
+        ("job in another namespace", 200, "990301"),
+        ("unknown deployment", 200, "990301"),
         ("no deploymentId", 400, "InvalidParameter"),
-        ("unknown deploymentId", 404, "DeploymentNotFound"),
+        ("unknown deploymentId", 200, "990301"),
         ("page too big", 400, "InvalidParameter"),
         ("page zero", 400, "InvalidParameter"),
         ("job of another deployment", 400, "InvalidParameter"),
@@ -516,6 +516,16 @@ async def test_business_errors(
     assert status == want_status
     assert body["success"] is False and body["httpCode"] == want_status and body["requestId"]
     assert body["errorCode"] == want_code and body["errorMessage"]
+
+
+@pytest.mark.parametrize("status", [400, 404])
+async def test_the_status_of_not_found_is_a_setting(
+    sim: Simulator, http: aiohttp.ClientSession, status: int
+) -> None:
+    async with http.put(f"{sim.base_url}/_sim/faults", json={"not_found_status": status}) as r:
+        assert r.status == 200
+    got, body = await call_json(http, sim, enc(NS, "jobs", "nope"), action="GetJob")
+    assert (got, body["httpCode"], body["errorCode"], body["success"]) == (status, status, "990301", False)
 
 
 async def test_unknown_api_path_is_refused(sim: Simulator, http: aiohttp.ClientSession) -> None:
@@ -551,7 +561,7 @@ async def test_each_request_is_logged_once(
         await call(http, sim, enc(NS, "jobs", "nope"), action="GetJob")
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.flink.sim"]
     assert len(lines) == 1
-    assert re.search(r"action=GetJob status=404 latency_ms=\d+\.\d", lines[0])
+    assert re.search(r"action=GetJob status=200 latency_ms=\d+\.\d", lines[0])
     assert "Authorization" not in lines[0] and SECRET not in lines[0]
 
 

@@ -163,11 +163,19 @@ async def test_list_deployments_pages_and_filters(sim: Simulator) -> None:
     assert sim.calls["ListDeployments"] == 3
 
 
+async def test_not_found_on_200_reaches_the_sdk_as_an_answer_with_success_false(sim: Simulator) -> None:
+    # The SDK raises only for HTTP >= 400; a 200 with success false is an answer it hands back.
+    answer = await sdk(sim).get_job_with_options_async(NS, "no-such-job", m.GetJobHeaders(workspace=WS), rt())
+    assert answer.status_code == 200
+    assert (answer.body.success, answer.body.error_code, answer.body.data) == (False, "990301", None)
+
+
 async def test_business_error_is_a_client_exception_with_the_envelope(sim: Simulator) -> None:
+    sim.faults = sim.faults.model_copy(update={"not_found_status": 400})
     with pytest.raises(ClientException) as e:
         await sdk(sim).get_job_with_options_async(NS, "no-such-job", m.GetJobHeaders(workspace=WS), rt())
-    assert e.value.status_code == 404
-    assert e.value.data["errorCode"] == "JobNotFound" and e.value.data["success"] is False
+    assert e.value.status_code == 400
+    assert e.value.data["errorCode"] == "990301" and e.value.data["success"] is False
 
 
 async def test_wrong_secret_is_refused(sim: Simulator) -> None:

@@ -55,6 +55,7 @@ MAX_ID_LENGTH = 128
 MAX_NAME_LENGTH = 256
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 def _user_agent() -> str:
@@ -170,19 +171,22 @@ class FlinkClient:
             job_id=job,
             deployment_id=dep,
         )
-        body = await self._request(call)
-        # An empty diagnosis (data null or "") is a diagnosis with nothing in it, e.g. a job that
-        # has just started; `JobDiagnosis` renders it as "no risk level reported".
-        if body.get("data") in (None, ""):
-            body = {**body, "data": {}}
-        return self._one(call, body, JobDiagnosis)
+
+        def parse(body: dict[str, Any]) -> JobDiagnosis:
+            # An empty diagnosis (data null or "") is a diagnosis with nothing in it, e.g. a job that
+            # has just started; `JobDiagnosis` renders it as "no risk level reported".
+            if body.get("data") in (None, ""):
+                body = {**body, "data": {}}
+            return self._one(call, body, JobDiagnosis)
+
+        return await self._request(call, parse)
 
     async def get_job(self, workspace: str, namespace: str, job_id: str) -> Job:
         """One job instance (GetJob); `JobNotFound` when the id is unknown."""
         ws, ns = self._scope(workspace, namespace)
         job = check_path_value(job_id, "job id", max_length=MAX_ID_LENGTH)
         call = Call("GetJob", f"/api/v2/namespaces/{_enc(ns)}/jobs/{_enc(job)}", ws, ns, job_id=job)
-        return self._one(call, await self._request(call), Job)
+        return await self._request(call, lambda body: self._one(call, body, Job))
 
     def _list_jobs_call(self, workspace: str, namespace: str, deployment_id: str) -> Call:
         ws, ns = self._scope(workspace, namespace)
@@ -210,12 +214,12 @@ class FlinkClient:
         """
         call = self._list_jobs_call(workspace, namespace, deployment_id)
         call = replace(call, query={**(call.query or {}), "pageIndex": "1", "pageSize": str(PAGE_SIZE)})
-        jobs, env = self._page(call, await self._request(call), Job)
+        jobs, env = await self._request(call, lambda body: self._page(call, body, Job))
         total = env.total_size or 0
         last = -(-total // PAGE_SIZE)  # ceiling
         if last > 1 and len(env.data or []) >= PAGE_SIZE:
             last_call = replace(call, query={**(call.query or {}), "pageIndex": str(last)})
-            more, _ = self._page(last_call, await self._request(last_call), Job)
+            more, _ = await self._request(last_call, lambda body: self._page(last_call, body, Job))
             seen = {j.job_id for j in jobs}
             jobs += [j for j in more if j.job_id not in seen]
         return jobs
@@ -231,7 +235,7 @@ class FlinkClient:
             ns,
             deployment_id=dep,
         )
-        return self._one(call, await self._request(call), Deployment)
+        return await self._request(call, lambda body: self._one(call, body, Deployment))
 
     async def get_deployments_by_name(self, workspace: str, namespace: str, name: str) -> list[Deployment]:
         """Deployments with exactly this name (GetDeploymentsByName); [] when none."""
@@ -244,7 +248,7 @@ class FlinkClient:
             ns,
             deployment_name=nm,
         )
-        return self._many(call, await self._request(call), Deployment)
+        return await self._request(call, lambda body: self._page(call, body, Deployment)[0])
 
     async def list_deployments(
         self, workspace: str, namespace: str, *, name: str | None = None
@@ -269,20 +273,16 @@ class FlinkClient:
 
     def _one(self, call: Call, body: dict[str, Any], model: type[M]) -> M:
         try:
-            env = Envelope[model].model_validate(body)  # type: ignore[valid-type]
+            env = _envelope(model).model_validate(body)
         except ValidationError as e:
             raise self._unreadable(call, body, f"shape: {e.error_count()} validation errors") from None
         if env.data is None:
             raise self._unreadable(call, body, "no data")
         return env.data
 
-    def _many(self, call: Call, body: dict[str, Any], model: type[M]) -> list[M]:
-        items, _ = self._page(call, body, model)
-        return items
-
     def _page(self, call: Call, body: dict[str, Any], model: type[M]) -> tuple[list[M], Envelope[Any]]:
         try:
-            env = Envelope[list[Any]].model_validate({**body, "data": body.get("data") or []})
+            env = _LIST_ENVELOPE.model_validate({**body, "data": body.get("data") or []})
         except ValidationError as e:
             raise self._unreadable(call, body, f"shape: {e.error_count()} validation errors") from None
         raw = env.data or []
@@ -309,8 +309,7 @@ class FlinkClient:
             page_call = replace(
                 call, query={**(call.query or {}), "pageIndex": str(page_index), "pageSize": str(PAGE_SIZE)}
             )
-            body = await self._request(page_call)
-            items, env = self._page(page_call, body, model)
+            items, env = await self._request(page_call, lambda body, c=page_call: self._page(c, body, model))
             # Entries can shift between pages while we walk them; keep the first sight of each.
             for item in items:
                 seen.setdefault(key(item), item)
@@ -328,18 +327,24 @@ class FlinkClient:
         return list(seen.values())
 
     @staticmethod
-    def _unreadable(call: Call, body: Mapping[str, Any], why: str) -> FlinkUnreadable:
+    def _unreadable(
+        call: Call, body: Mapping[str, Any], why: str, request_id: str | None = None, status: int = 200
+    ) -> FlinkUnreadable:
         return FlinkUnreadable(
             f"{call.action}: unreadable response ({why})",
-            request_id=first_of(body, "requestId", "RequestId"),
-            http_status=200,
+            request_id=first_of(body, "requestId", "RequestId") or request_id,
+            http_status=status,
             user_message=f"The Flink API sent an answer to {call.action} the bot could not read.",
         )
 
     # ----------------------------------------------------------------- transport
 
-    async def _request(self, call: Call) -> dict[str, Any]:
-        """Send `call` with retries; the successful response's JSON body."""
+    async def _request(self, call: Call, parse: Callable[[dict[str, Any]], R]) -> R:
+        """Send `call` and read its answer with `parse`, with retries.
+
+        Parsing is part of the attempt: an answer the bot cannot read (cut off, not JSON, the wrong
+        shape) is retried like a 5xx, as a proxy or an overloaded gateway sends them now and then.
+        """
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_retries + 1),
             wait=self._wait,
@@ -350,7 +355,7 @@ class FlinkClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(call, attempt.retry_state.attempt_number)
+                return parse(await self._attempt(call, attempt.retry_state.attempt_number))
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _wait(self, rs: RetryCallState) -> float:
@@ -435,7 +440,9 @@ class FlinkClient:
                 raise
             finally:
                 metrics.flink_call(call.action, outcome, time.monotonic() - started)
-                log.info(
+                # DEBUG: one line per call costs more than the call's own parsing at sweep rates;
+                # retries (WARNING) and failures reaching the user are logged where they happen.
+                log.debug(
                     "flink call action=%s status=%s latency_ms=%.1f request_id=%s attempt=%d",
                     call.action,
                     status,
@@ -485,22 +492,33 @@ class FlinkClient:
     def _decode(self, call: Call, status: int, headers: Mapping[str, str], raw: bytes) -> dict[str, Any]:
         try:
             body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             body = None
         if not isinstance(body, dict):
             if status < 300:
-                raise FlinkUnreadable(
-                    f"{call.action}: body is not a JSON object",
-                    request_id=headers.get("x-acs-request-id"),
-                    http_status=status,
-                    user_message=f"The Flink API sent an answer to {call.action} the bot could not read.",
-                )
+                raise self._unreadable(call, {}, "not a JSON object", headers.get("x-acs-request-id"), status)
             # A proxy's HTML error page and the like: the status is all there is to go on.
             raise classify_error(call, status, headers, None)
-        ok = status < 300 and (body.get("success") is True or ("success" not in body and "data" in body))
-        if not ok:
-            raise classify_error(call, status, headers, body)
-        return body
+        success = body.get("success")
+        if status < 300 and (success is True or (success is None and "data" in body)):
+            return body
+        if status < 300 and success is not False and first_of(body, "errorCode", "Code", "code") is None:
+            # A 2xx that is neither an answer nor an error (no data, no code): not the envelope.
+            raise self._unreadable(call, body, "not the envelope", headers.get("x-acs-request-id"), status)
+        raise classify_error(call, status, headers, body)
+
+
+# Parametrised generics built once: pydantic caches `Envelope[X]` only weakly, and rebuilding one
+# costs about half a millisecond.
+_LIST_ENVELOPE: type[Envelope[list[Any]]] = Envelope[list[Any]]
+_ENVELOPES: dict[type[BaseModel], type[Envelope[Any]]] = {}
+
+
+def _envelope(model: type[M]) -> type[Envelope[M]]:
+    env = _ENVELOPES.get(model)
+    if env is None:
+        env = _ENVELOPES[model] = Envelope[model]  # type: ignore[valid-type]
+    return env  # type: ignore[return-value]
 
 
 def _enc(value: str) -> str:

@@ -114,6 +114,8 @@ class FlinkTimeout(FlinkError):
 
 class FlinkUnreadable(FlinkError):
     kind = "unreadable"
+    # Retried like a 5xx: a cut-off or garbled answer is usually a one-off of the path to the service.
+    retryable = True
     default_sentence = "The Flink API sent an answer the bot could not read."
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from bot.flink.errors import InvalidInput
@@ -14,6 +15,13 @@ def check_path_value(value: object, field: str, *, max_length: int) -> str:
     """
     if not isinstance(value, str):
         raise InvalidInput(f"{field} is a {type(value).__name__}", user_message=f"The {field} is missing.")
+    return _check_str(value, field, max_length)
+
+
+# A sweep asks about the same few thousand ids again and again; a good one is checked once.
+# Refusals raise, so only good values are ever cached.
+@functools.lru_cache(maxsize=8192)
+def _check_str(value: str, field: str, max_length: int) -> str:
     if not value.strip():
         raise InvalidInput(f"{field} is empty", user_message=f"The {field} is empty.")
     if len(value) > max_length:

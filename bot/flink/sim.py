@@ -6,7 +6,8 @@ replay), then the configured faults, then one of the six read operations the bot
 faults while the simulator runs:
 
     GET  /_sim/fleet                               deployments with their current job id
-    PUT  /_sim/deployments/{deploymentId}/diagnosis   wire JobDiagnosis for the current job
+    PUT  /_sim/deployments/{deploymentId}/diagnosis   wire JobDiagnosis for the current job, served
+                                                   byte for byte as sent (1e400, NaN, \\u0000 kept)
     POST /_sim/deployments/{deploymentId}/restart     cancel the current job, start a new one
     GET  /_sim/faults, PUT /_sim/faults            read / partly update `Faults`
     GET  /_sim/calls                               API requests per action
@@ -47,6 +48,7 @@ from bot.flink import signer
 from bot.flink.sim_fleet import (
     Fleet,
     Placed,
+    RawJson,
     SimJob,
     SimWorkspace,
     default_fleet,
@@ -78,6 +80,7 @@ MAX_SKEW_SECONDS = 15 * 60
 NONCE_TTL_SECONDS = 15 * 60
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+NOT_FOUND_CODE = "990301"  # the service's "not found" for a job or deployment (see Faults.not_found_status)
 REQUIRED_SIGNED_HEADERS = (
     "host",
     "x-acs-action",
@@ -101,6 +104,18 @@ class Faults(BaseModel):
     fail_next: int = Field(default=0, ge=0, description="the next N API requests fail, kinds in order")
     hang_seconds: float = Field(default=30, ge=0, description="how long a `timeout` fault stalls")
     retry_after_ms: int = Field(default=1000, ge=0, description="x-acs-retry-after on throttling answers")
+    # Not a fault but a setting, kept here so tests and demos change it through the same control API.
+    # Verified: the body (errorCode 990301, success false; Alibaba's Terraform provider reads it so,
+    # a 200 included). Unverified: the HTTP status the real service sends with it. 200 by default,
+    # because the vendor's SDK models show 990301 with httpCode 200 and a 200 with success false is
+    # the case a client most easily gets wrong; FLINKDIAG_SIM_NOT_FOUND_STATUS or
+    # `--not-found-status` (e.g. 400 or 404) exercise the others.
+    not_found_status: int = Field(
+        default_factory=lambda: int(os.environ.get("FLINKDIAG_SIM_NOT_FOUND_STATUS") or 200),
+        ge=200,
+        le=599,
+        description="HTTP status of the 990301 (job or deployment not found) answer",
+    )
 
 
 class _GatewayError(Exception):
@@ -164,7 +179,23 @@ def _request_id() -> str:
 
 def _dumps(obj: Any) -> str:
     # Raw UTF-8 rather than \u escapes, as the service sends it: clients must decode UTF-8 properly.
-    return json.dumps(obj, ensure_ascii=False)
+    raws: dict[str, RawJson] = {}
+
+    def swap(v: Any) -> Any:
+        if isinstance(v, RawJson):
+            token = f"@@flinkdiag-raw-{uuid.uuid4().hex}@@"
+            raws[token] = v
+            return token
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        return v
+
+    text = json.dumps(swap(obj), ensure_ascii=False)
+    for token, raw in raws.items():
+        text = text.replace(f'"{token}"', raw, 1)
+    return text
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -291,8 +322,10 @@ class Simulator:
         self._faults = value
         self._fault_cycle = 0  # fail_next cycles through error_kinds from the first one again
 
-    def set_diagnosis(self, deployment_id: str, wire: dict) -> None:
-        """Serve `wire` for the deployment's current job from now on. KeyError if unknown."""
+    def set_diagnosis(self, deployment_id: str, wire: dict | str) -> None:
+        """Serve `wire` for the deployment's current job from now on. KeyError if unknown.
+
+        JSON text is served byte for byte (`1e400`, NaN, lone surrogates as written)."""
         self.fleet.set_diagnosis(deployment_id, wire)
 
     def restart(self, deployment_id: str) -> str:
@@ -542,13 +575,15 @@ class Simulator:
     def _deployment(self, ws: SimWorkspace, namespace: str, deployment_id: str) -> Placed:
         placed = self.fleet.deployment(deployment_id)
         if placed is None or placed.workspace != ws.id or placed.namespace != namespace:
-            raise _ApiError(404, "DeploymentNotFound", f"Deployment {deployment_id} was not found.")
+            raise _ApiError(
+                self._faults.not_found_status, NOT_FOUND_CODE, f"Deployment {deployment_id} was not found."
+            )
         return placed
 
     def _job(self, ws: SimWorkspace, namespace: str, job_id: str) -> tuple[Placed, SimJob]:
         found = self.fleet.job(job_id)
         if found is None or found[0].workspace != ws.id or found[0].namespace != namespace:
-            raise _ApiError(404, "JobNotFound", f"Job {job_id} was not found.")
+            raise _ApiError(self._faults.not_found_status, NOT_FOUND_CODE, f"Job {job_id} was not found.")
         return found
 
     def _op_get_job_diagnosis(
@@ -621,14 +656,16 @@ class Simulator:
 
     async def _ctl_diagnosis(self, request: web.Request) -> web.Response:
         deployment_id = request.match_info["deployment_id"]
+        # Kept as text and served as sent (see RawJson): a test's `1e400` reaches the client as `1e400`.
         try:
-            wire = json.loads(await request.read())
-        except ValueError:
+            text = (await request.read()).decode("utf-8")
+            wire = json.loads(text)
+        except (ValueError, RecursionError):
             return _json(400, {"error": "the body is not JSON"})
         if not isinstance(wire, dict):
             return _json(400, {"error": "the body must be a JSON object (a wire-format JobDiagnosis)"})
         try:
-            self.set_diagnosis(deployment_id, wire)
+            self.set_diagnosis(deployment_id, text)
         except KeyError:
             return _json(404, {"error": f"deployment {deployment_id} not found"})
         job = self.fleet.deployment(deployment_id).deployment.current_job  # type: ignore[union-attr]
@@ -733,6 +770,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8081, help="0 picks a free port (default 8081)")
     p.add_argument("--scenario", type=Path, help="JSON or YAML fleet file (default: the demo fleet)")
     p.add_argument("--seed", type=int, help="seed for random faults")
+    p.add_argument(
+        "--not-found-status",
+        type=int,
+        help="HTTP status sent with errorCode 990301 for an unknown job or deployment "
+        "(default: $FLINKDIAG_SIM_NOT_FOUND_STATUS or 200; the real one is unverified)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -767,7 +810,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot load scenario {args.scenario}: {e}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(Simulator(fleet, seed=args.seed), args.host, args.port))
+        faults = Faults() if args.not_found_status is None else Faults(not_found_status=args.not_found_status)
+        asyncio.run(_serve(Simulator(fleet, faults=faults, seed=args.seed), args.host, args.port))
     return 0
 
 

@@ -43,6 +43,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class RawJson(str):
+    """JSON text served exactly as it was given: `1e400`, NaN, `\\u0000` and lone surrogates would
+    not survive a round trip through Python's json (1e400 comes back as Infinity, a lone
+    surrogate cannot be encoded at all), and tests need the client to see what the service sent."""
+
+
 class _SimModel(BaseModel):
     # extra="forbid": a typo in a hand-written scenario file should fail loudly, not be ignored.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
@@ -64,6 +70,7 @@ class SimJob(_SimModel):
     diagnosis: dict[str, Any] | None = Field(
         default=None, description="wire JobDiagnosis kept for a job that is no longer current"
     )
+    _diagnosis_raw: RawJson | None = PrivateAttr(default=None)
 
 
 class SimDeployment(_SimModel):
@@ -79,6 +86,7 @@ class SimDeployment(_SimModel):
     created_at: int | None = None
     jobs: list[SimJob] = Field(default_factory=list, description="oldest first; the last is current")
     diagnosis: dict[str, Any] | None = Field(default=None, description="wire JobDiagnosis of the current job")
+    _diagnosis_raw: RawJson | None = PrivateAttr(default=None)
 
     @property
     def current_job(self) -> SimJob | None:
@@ -199,12 +207,20 @@ class Fleet(_SimModel):
 
     # --- changes (the control API)
 
-    def set_diagnosis(self, deployment_id: str, wire: dict[str, Any]) -> None:
-        """Serve `wire` as the diagnosis of the deployment's current job (and of the next ones)."""
+    def set_diagnosis(self, deployment_id: str, wire: dict[str, Any] | str) -> None:
+        """Serve `wire` as the diagnosis of the deployment's current job (and of the next ones).
+
+        `wire` as text (a JSON object) is served byte for byte, whatever Python's json would make of it.
+        """
+        raw = None
+        if isinstance(wire, str):
+            raw = RawJson(wire)
+            wire = json.loads(wire)
         if not isinstance(wire, dict):
             raise TypeError("a diagnosis must be a JSON object")
         placed = self._require(deployment_id)
         placed.deployment.diagnosis = copy.deepcopy(wire)
+        placed.deployment._diagnosis_raw = raw
         job = placed.deployment.current_job
         if job is not None:
             job.risk_level, job.health_score = _risk_and_health(wire)
@@ -221,6 +237,7 @@ class Fleet(_SimModel):
                 old.end_time = now
             if old.diagnosis is None:
                 old.diagnosis = copy.deepcopy(dep.diagnosis)
+                old._diagnosis_raw = dep._diagnosis_raw
         risk, health = _risk_and_health(dep.diagnosis)
         job = SimJob(
             job_id=job_id_for(dep.deployment_id, len(dep.jobs) + 1),
@@ -330,11 +347,14 @@ def job_wire(placed: Placed, job: SimJob) -> dict[str, Any]:
     return out
 
 
-def diagnosis_wire(placed: Placed, job: SimJob) -> dict[str, Any] | None:
-    """The stored wire diagnosis for `job`, exactly as stored (tests rely on odd shapes surviving)."""
+def diagnosis_wire(placed: Placed, job: SimJob) -> dict[str, Any] | RawJson | None:
+    """The stored wire diagnosis for `job`, exactly as stored (tests rely on odd shapes surviving):
+    the very text it was set as, when it was set as text."""
     dep = placed.deployment
-    current = dep.current_job is job
-    return copy.deepcopy(dep.diagnosis if current else job.diagnosis)
+    owner: SimDeployment | SimJob = dep if dep.current_job is job else job
+    if owner._diagnosis_raw is not None:
+        return owner._diagnosis_raw
+    return copy.deepcopy(owner.diagnosis)
 
 
 # --- scenario files

@@ -52,6 +52,8 @@ def _facts(run: DiagnosisRun, symptom_count: int) -> list[str]:
         if d.health_score is not None
         else f"{band.emoji} not reported"
     )
+    if d.health_score is None and d.odd_health_score:
+        health += f" (the API sent {code(d.odd_health_score, 60)}, not a score from 0 to 100)"
     deployment = code(t.deployment_id)
     if t.deployment_name:
         deployment = f"{one_line(t.deployment_name, _NAME_MAX)} {deployment}"

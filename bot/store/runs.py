@@ -10,9 +10,16 @@ from sqlalchemy import RowMapping, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.diagnosis.report import Snapshot, SymptomKey, Target
+from bot.flink.models import clean_json
 from bot.store.models import DiagnosisRunRow
 
 _t = DiagnosisRunRow.__table__
+# health_score is a 32-bit INTEGER on PostgreSQL; SQLite refuses integers past 64 bits.
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _int32(v: int | None) -> int | None:
+    return v if v is not None and _INT32_MIN <= v <= _INT32_MAX else None
 
 
 def new_run_id() -> str:
@@ -64,11 +71,13 @@ class RunRepo:
             job_id=target.job_id,
             region=target.region,
             risk=snapshot.risk,
-            health_score=snapshot.health_score,
-            symptoms=[k.model_dump() for k in snapshot.symptoms],
+            # The models already keep both in range and clean; a run built some other way must
+            # still not make the insert fail, or the command answers "something went wrong".
+            health_score=_int32(snapshot.health_score),
+            symptoms=clean_json([k.model_dump() for k in snapshot.symptoms]),
             diagnosed_at=snapshot.diagnosed_at,
             previous_run_id=previous_run_id,
-            diagnosis=diagnosis,
+            diagnosis=clean_json(diagnosis),
         )
         async with self._sessions.begin() as session:
             await session.execute(stmt)
