@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from bot.store.channel_defaults import ChannelDefaultsRepo
 from bot.store.db import create_engine, migrate
 from bot.store.runs import RunRepo
+from bot.store.seen_requests import SeenRequests
 from bot.store.types import Clock, utc_now
 from bot.store.watches import WatchStore
 
@@ -24,6 +25,7 @@ class Store:
         self.channel_defaults = ChannelDefaultsRepo(self.sessions, clock=clock)
         self.runs = RunRepo(self.sessions)
         self.watches = WatchStore(self.sessions, clock=clock)
+        self.seen_requests = SeenRequests(self.sessions)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Store:

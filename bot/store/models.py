@@ -165,3 +165,14 @@ class ReportScheduleRow(Base):
     paused_reason: Mapped[str | None]
     updated_by: Mapped[str | None]
     updated_at: Mapped[datetime | None]
+
+
+class SeenRequestRow(Base):
+    """Signed Slack requests already taken, so a replayed one is processed once across replicas."""
+
+    __tablename__ = "seen_requests"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)  # sha256 of the request's signature
+    seen_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_seen_requests_seen_at", "seen_at"),)
