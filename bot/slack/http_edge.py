@@ -126,6 +126,10 @@ class SlackEdge:
             timed_out = web.Response(status=408)
             timed_out.force_close()  # the rest of that body is never read
             return timed_out
+        except ConnectionError:  # the client went, or the guard closed it to make room
+            gone = web.Response(status=400)
+            gone.force_close()
+            return gone
         self._arrived.add(conn)
         self._busy.add(conn)
         try:
@@ -174,10 +178,11 @@ class SlackEdge:
         loop = asyncio.get_running_loop()
         self._reaper = loop.call_later(1.0, self._reap)
 
-        def accept() -> Any:
-            live = server.connections  # oldest first
-            if len(live) >= self.max_connections:
-                victim = next((h for h in live if h not in self._busy), None)
+        def accept() -> asyncio.Protocol:
+            # Counted here, not by server.connections: asyncio accepts a burst of connections
+            # before any of them reaches connection_made, and all of them must be counted.
+            if len(self._born) >= self.max_connections:
+                victim = next((h for h in self._born if h not in self._busy), None)
                 if victim is not None:
                     self._evict(victim)
                 else:  # every connection is doing real work: this one waits its turn elsewhere
@@ -186,7 +191,7 @@ class SlackEdge:
                     return handler
             handler = server()
             self._born[handler] = loop.time()
-            return handler
+            return _Counted(handler, self)
 
         return accept
 
@@ -198,7 +203,10 @@ class SlackEdge:
                 extra={"limit": self.max_connections, "evicted": self.evicted},
             )
         self._forget(handler)
-        handler.force_close()
+        if handler.transport is None:  # accepted in the same burst, not connected yet
+            asyncio.get_running_loop().call_soon(handler.force_close)
+        else:
+            handler.force_close()
 
     def _forget(self, handler: Any) -> None:
         self._born.pop(handler, None)
@@ -210,10 +218,7 @@ class SlackEdge:
         if server is None:
             return
         loop = asyncio.get_running_loop()
-        live = set(server.connections)
-        for handler in [h for h in self._born if h not in live]:
-            self._forget(handler)
-        self._arrived &= live
+        self._arrived &= set(self._born)
         deadline = loop.time() - self.body_timeout
         for handler, born in list(self._born.items()):
             if born < deadline and handler not in self._arrived and handler not in self._busy:
@@ -225,3 +230,29 @@ class SlackEdge:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's handler for one connection, telling the edge when the connection is gone."""
+
+    def __init__(self, handler: Any, edge: SlackEdge) -> None:
+        self.handler, self.edge = handler, edge
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.edge._forget(self.handler)
+        self.handler.connection_lost(exc)
