@@ -126,7 +126,9 @@ class SlackEdge:
             timed_out = web.Response(status=408)
             timed_out.force_close()  # the rest of that body is never read
             return timed_out
-        except ConnectionError:  # the client went, or the guard closed it to make room
+        except (ConnectionError, RuntimeError):
+            # The client went, or the guard or shut-down closed the connection under the read
+            # (aiohttp then raises RuntimeError("Connection closed.")).
             gone = web.Response(status=400)
             gone.force_close()
             return gone
