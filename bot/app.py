@@ -23,6 +23,7 @@ from bot.config import Settings, secret
 from bot.diagnosis.resolve import FlinkApi
 from bot.diagnosis.service import DiagnosisService
 from bot.flink.limiter import EndpointLimiter
+from bot.namespaces import NamespacePolicy
 from bot.slack.listeners import SlackDeps, register
 from bot.slack.notifier import SlackNotifier
 from bot.slack.render import Renderer
@@ -58,6 +59,10 @@ def check_slack_settings(settings: Settings) -> str:
         problems.append("SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request with it)")
     if settings.base_url is None:
         problems.append("neither FLINKDIAG_REGION nor FLINKDIAG_ENDPOINT is set (which Flink API to call)")
+    if not settings.namespaces:
+        problems.append(
+            "FLINKDIAG_NAMESPACES is not set (the namespaces this bot serves, comma separated, or *)"
+        )
     if problems:
         raise ConfigError("cannot start: " + "; ".join(problems))
     return mode
@@ -149,6 +154,7 @@ def build(
     web = configure_slack_client(app.client, settings.slack_api_url)
     renderer = Renderer(settings.template_dir)
     notifier = SlackNotifier(web, renderer, now=clock)
+    namespaces = NamespacePolicy(tuple(settings.namespaces), settings.channel_namespaces)
     watch = WatchService(
         store.watches,
         flink,
@@ -156,13 +162,16 @@ def build(
         min_interval=settings.min_watch_interval,
         failure_threshold=settings.failure_streak_to_notify,
         now=clock,
+        namespace_allowed=namespaces.allows,
     )
     deps = SlackDeps(
         settings=settings,
         diagnoser=DiagnosisService(flink, store.runs, now=clock),
         defaults=store.channel_defaults,
         renderer=renderer,
-        watch_commands=WatchCommands(watch, notifier, renderer, settings, store.channel_defaults),
+        watch_commands=WatchCommands(watch, notifier, renderer, settings, store.channel_defaults, namespaces),
+        namespaces=namespaces,
+        runs=store.runs,
     )
     app.middleware(time_ack)  # before the listeners' own middleware: ack latency from the start
     register(app, deps)
@@ -177,6 +186,7 @@ def build(
         storm_limit=settings.alert_storm_limit,
         recovery_checks=settings.outage_recovery_checks,
         deliveries=store.deliveries,
+        namespace_allowed=namespaces.allows,
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

@@ -36,7 +36,7 @@ KNOWN_REGIONS = frozenset(
     }
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d{1,12})\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -50,7 +50,10 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if not m:
         raise ValueError(f"`{text}` is not a duration; use e.g. 30s, 5m, 1h or 2d")
     unit = (m.group(2) or "s")[0].lower()
-    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[unit])
+    try:
+        return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[unit])
+    except OverflowError:  # timedelta stops at 999,999,999 days
+        raise ValueError(f"`{text[:40]}` is longer than any duration I can use") from None
 
 
 class Settings(BaseSettings):
@@ -66,7 +69,12 @@ class Settings(BaseSettings):
     workspace: str | None = Field(default=None, description="Default workspace id")
     # NoDecode: pydantic-settings would read a list from the environment as JSON; ours is comma separated.
     namespaces: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Default namespaces, comma separated"
+        default_factory=list,
+        description="Namespaces served (the allow-list, `*` for all), comma separated; also the defaults",
+    )
+    channel_namespaces: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=dict,
+        description="Channels served fewer namespaces: C012ABC=analytics,payments;C034DEF=orders",
     )
     max_concurrency: int = Field(default=8, ge=1, description="Max concurrent calls per endpoint")
     max_calls_per_second: float = Field(
@@ -124,12 +132,28 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Socket Mode: port of /metrics, /healthz, /readyz"
     )
+    # --- HTTP mode's edge (bot.slack.http_edge)
+    http_body_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request may take to send its headers and body"
+    )
+    http_max_connections: int = Field(
+        default=512, ge=1, description="Open connections at most (lowered to fit the file limit)"
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split_namespaces(cls, v: object) -> object:
         if isinstance(v, str):
             return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("channel_namespaces", mode="before")
+    @classmethod
+    def _split_channel_namespaces(cls, v: object) -> object:
+        if isinstance(v, str):
+            from bot.namespaces import parse_channel_namespaces
+
+            return parse_channel_namespaces(v)
         return v
 
     @field_validator("min_watch_interval", "default_watch_interval", mode="before")

@@ -10,7 +10,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
 from pydantic import SecretStr
 
 from bot.config import Settings
@@ -51,7 +50,7 @@ class LocalStack:
     sim: Simulator | None = None
     wiring: Any = None
     extras: list[Any] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
+    _runner: Any = None  # bot.serve.HttpServer
 
     @classmethod
     async def start(
@@ -107,11 +106,11 @@ class LocalStack:
         app, deps = wiring.app, wiring.deps
         if start_scheduler:
             wiring.scheduler.start()
-        runner = web.AppRunner(app.web_app(path=EVENTS_PATH), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        from bot.serve import bind, http_app, start_http
+
+        sock = bind("127.0.0.1", 0)
+        runner = await start_http(http_app(app, settings, store.seen_requests), sock)
+        port = sock.getsockname()[1]
         events_url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
         stack = cls(
             settings=settings,
@@ -143,7 +142,7 @@ class LocalStack:
             await extra.aclose()
         await self.driver.aclose()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.aclose()
         await self.flink.aclose()
         await self.store.close()
         if getattr(self, "_own_slack", True):

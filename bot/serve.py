@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot.app import ConfigError, build, check_slack_settings, freeze_heap, slack_client, start_limiter
 from bot.config import Settings, secret
 from bot.probes import Probes
+from bot.slack.http_edge import BACKLOG, ReplayLog, SlackEdge, connection_limit
 
 log = logging.getLogger("flinkdiag.serve")
 
@@ -29,6 +32,26 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         log.error(str(e))
         print(f"flinkdiag: {e}", file=sys.stderr)
         return 2
+    sock: socket.socket | None = None
+    if mode == "http":
+        # Bound first: a taken port ends start-up before the store, Slack or the scheduler start.
+        try:
+            sock = bind("0.0.0.0", settings.port)
+        except OSError as e:
+            problem = f"cannot start: port {settings.port} is not available ({e.strerror or e})"
+            log.error(problem)
+            print(f"flinkdiag: {problem}; set PORT to a free port", file=sys.stderr)
+            return 2
+    try:
+        return await _serve(settings, mode, sock, stop)
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+async def _serve(
+    settings: Settings, mode: str, sock: socket.socket | None, stop: asyncio.Event | None
+) -> int:
     from bot.flink.client import FlinkClient
     from bot.flink.credentials import DefaultChainCredentials
     from bot.store import Store
@@ -51,7 +74,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover
             pass
-    runner: web.AppRunner | None = None
+    http: HttpServer | None = None
+    probe_runner: web.AppRunner | None = None
     handler = None
     code = 0
     probes = Probes(settings, engine=store.engine, web=wiring.web)
@@ -60,18 +84,22 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             # Socket Mode has no HTTP server of its own: the probes get one when a port is set.
-            runner = await probes.serve_alone(settings.metrics_port)
+            probe_runner = await probes.serve_alone(settings.metrics_port)
             handler = AsyncSocketModeHandler(app, secret(settings.slack_app_token))
             code = await _connect_socket(handler, stop)
             if code == 0 and not stop.is_set():
                 log.info("serving in Socket Mode")
         else:
-            web_app = app.web_app(path=EVENTS_PATH)
-            probes.mount(web_app)  # /healthz, /readyz, /metrics beside /slack/events
-            runner = web.AppRunner(web_app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "0.0.0.0", settings.port).start()
-            log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
+            assert sock is not None
+            http = await start_http(http_app(app, settings, store.seen_requests, probes), sock)
+            log.info(
+                "serving HTTP",
+                extra={
+                    "port": settings.port,
+                    "path": EVENTS_PATH,
+                    "max_connections": http.edge.max_connections,
+                },
+            )
         if code == 0:
             await stop.wait()
     finally:
@@ -85,11 +113,69 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
             await asyncio.wait_for(deps.tracker.idle.wait(), 20)
         except TimeoutError:
             log.warning("stopped with work still running", extra={"running": deps.tracker.running})
-        if runner is not None:
-            await runner.cleanup()
+        if http is not None:
+            await http.aclose()
+        if probe_runner is not None:
+            await probe_runner.cleanup()
         await flink.aclose()
         await store.close()
     return code
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket of HTTP mode (raises OSError when the port is taken)."""
+    sock = socket.create_server((host, port), backlog=BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class HttpApp:
+    web_app: web.Application
+    edge: SlackEdge
+
+
+def http_app(
+    bolt: Any, settings: Settings, replays: ReplayLog | None, probes: Probes | None = None
+) -> HttpApp:
+    """HTTP mode's application: Slack's endpoint behind the edge (bot.slack.http_edge), and the
+    probes. Every route HTTP mode serves is added here."""
+    edge = SlackEdge(
+        secret(settings.slack_signing_secret) or "",
+        replays,
+        events_path=EVENTS_PATH,
+        body_timeout=settings.http_body_timeout,
+        max_connections=connection_limit(settings.http_max_connections),
+    )
+    web_app = bolt.web_app(path=EVENTS_PATH)
+    web_app.middlewares.append(edge.middleware)
+    if probes is not None:
+        probes.mount(web_app)  # /healthz, /readyz, /metrics beside /slack/events
+    else:
+        web_app.router.add_get("/healthz", _healthz)
+    return HttpApp(web_app, edge)
+
+
+@dataclass
+class HttpServer:
+    runner: web.AppRunner
+    server: asyncio.Server
+    edge: SlackEdge
+
+    async def aclose(self) -> None:
+        self.edge.close()
+        self.server.close()
+        await self.runner.cleanup()
+
+
+async def start_http(app: HttpApp, sock: socket.socket) -> HttpServer:
+    """Serve `app` on the bound `sock`, each connection through the edge's guard."""
+    runner = web.AppRunner(app.web_app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(app.edge.protocol_factory(runner.server), sock=sock, backlog=BACKLOG)
+    return HttpServer(runner, server, app.edge)
 
 
 async def _check_bot_token(settings: Settings) -> str | None:
@@ -154,3 +240,7 @@ async def _open_socket(handler: Any) -> int:
     # With the URL set, connect() goes straight to the WebSocket; without, it keeps retrying.
     await handler.connect_async()
     return 0
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})

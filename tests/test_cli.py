@@ -310,6 +310,7 @@ async def test_serve_refuses_a_bot_token_slack_does_not_accept(tmp_path):
             SLACK_SIGNING_SECRET="s",
             SLACK_API_URL=slack.api_url,
             FLINKDIAG_ENDPOINT="http://127.0.0.1:9",
+            FLINKDIAG_NAMESPACES="*",
             PORT=str(_free_port()),
         )
         proc = await asyncio.create_subprocess_exec(

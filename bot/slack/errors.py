@@ -7,13 +7,14 @@ Known failures (FlinkError and its kin) carry a sentence for the user; anything 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.flink.errors import FlinkError
 from bot.logs import request_id
+from bot.namespaces import NamespacePolicy
 
 log = logging.getLogger("flinkdiag.slack")
 
@@ -27,6 +28,16 @@ class ResponseRejected(Exception):
         super().__init__(f"response_url answered {status}: {body[:200]}")
         self.status = status
         self.body = body
+
+
+class Refused(FlinkError):
+    """A request the bot will not carry out (another channel's watch, a namespace not served
+    here); nothing has been changed when it is raised. `fields` go to the log line."""
+
+    def __init__(self, kind: str, sentence: str, **fields: Any) -> None:
+        super().__init__(sentence, user_message=sentence)
+        self.kind = kind
+        self.fields = fields
 
 
 def checked(respond: Respond) -> Respond:
@@ -69,6 +80,8 @@ def log_failure(exc: BaseException, **fields: Any) -> str:
     extra: dict[str, Any] = dict(fields)
     if isinstance(exc, ResponseRejected):
         log.error("slack refused a response", extra={**extra, "status": exc.status, "body": exc.body[:200]})
+    elif isinstance(exc, Refused):
+        log.warning("refused: %s", exc.kind, extra={**extra, **exc.fields})
     elif isinstance(exc, FlinkError):
         extra.update({k: v for k, v in exc.log_fields().items() if v is not None})
         level = (
@@ -99,3 +112,27 @@ async def report_failure(
         await checked(respond)(**message.to_slack(), response_type="ephemeral", replace_original=replace)
     except Exception as e:  # the answer itself failed: the log is all that is left
         log.error("could not deliver the error message", exc_info=e, extra={"ref": ref})
+
+
+def refuse_unserved(
+    policy: NamespacePolicy, team_id: str, channel_id: str, namespaces: Iterable[str]
+) -> None:
+    """Raise Refused naming the first namespace `policy` does not serve in this channel."""
+    refused = policy.refused(team_id, channel_id, namespaces)
+    if refused:
+        raise Refused(
+            "namespace_not_served",
+            policy.refusal(refused[0]),
+            team=team_id,
+            channel=channel_id,
+            namespace=refused[0][:80],
+        )
+
+
+def refuse_other_channel(what: str, **fields: Any) -> Refused:
+    """A click whose target was made in another channel (or workspace): refused, nothing changed."""
+    return Refused(
+        "other_channel",
+        f"That {what} belongs to another channel, so I can't act on it from here.",
+        **fields,
+    )

@@ -33,8 +33,9 @@ from bot.diagnosis.resolve import Ambiguous, Scope, pick_scope
 from bot.diagnosis.service import DiagnosisService, Requester, RunResult
 from bot.flink.errors import FlinkError
 from bot.logs import new_request_id
+from bot.namespaces import NamespacePolicy
 from bot.slack.buttons import ActionValue, parse_action_value
-from bot.slack.errors import checked, report_failure
+from bot.slack.errors import checked, refuse_other_channel, refuse_unserved, report_failure
 
 log = logging.getLogger("flinkdiag.slack")
 
@@ -67,6 +68,8 @@ class SlackDeps:
     defaults: Any  # ChannelDefaultsRepo
     renderer: Any  # bot.slack.render.Renderer
     watch_commands: Any  # bot.slack.watch_listeners.WatchCommands
+    namespaces: NamespacePolicy
+    runs: Any  # bot.store.runs.RunRepo: where a Re-run's or Share's run was made
     tracker: Tracker = field(default_factory=Tracker)
 
 
@@ -130,15 +133,24 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     async def scope_for(team_id: str, channel_id: str, namespace: str | None, workspace: str | None) -> Scope:
         channel = await deps.defaults.get(team_id, channel_id)
-        return pick_scope(
+        scope = pick_scope(
             workspace=workspace,
             namespace=namespace,
             channel_workspace=channel.workspace if channel else None,
             channel_namespace=channel.namespace if channel else None,
             configured_workspace=settings.workspace,
-            configured_namespaces=settings.namespaces,
+            configured_namespaces=deps.namespaces.defaults_for(team_id, channel_id),
             region=settings.region,
         )
+        refuse_unserved(deps.namespaces, team_id, channel_id, scope.namespaces)
+        return scope
+
+    async def run_made_here(who: Requester, run_id: str | None, what: str) -> Any:
+        """The stored run a button names, refused unless it was made in the presser's channel."""
+        stored = await deps.runs.get(run_id) if run_id else None
+        if stored is not None and (stored.team_id, stored.channel_id) != (who.team_id, who.channel_id):
+            raise refuse_other_channel(what, team=who.team_id, channel=who.channel_id, run=run_id)
+        return stored
 
     async def deliver(
         result: RunResult, respond: Callable[..., Awaitable[Any]], *, share: bool, user: str
@@ -185,6 +197,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     async def defaults_cmd(cmd: DefaultsCommand, command: dict[str, Any], respond: Any) -> None:
         team, channel = command.get("team_id", ""), command.get("channel_id", "")
+        if cmd.namespace is not None:
+            refuse_unserved(deps.namespaces, team, channel, [cmd.namespace])
         if not cmd.is_query:
             await deps.defaults.set(
                 team,
@@ -199,7 +213,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 "namespace": current.namespace if current else None,
                 "workspace": current.workspace if current else None,
             },
-            {"namespaces": settings.namespaces, "workspace": settings.workspace, "region": settings.region},
+            {
+                "namespaces": deps.namespaces.defaults_for(team, channel),
+                "workspace": settings.workspace,
+                "region": settings.region,
+            },
         )
         await respond(**message.to_slack(), response_type="ephemeral", replace_original=True)
 
@@ -249,6 +267,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
         async def work() -> None:
             pressed = _button_value(action.get("value") or "{}")
+            refuse_unserved(deps.namespaces, who.team_id, who.channel_id, [pressed.target.namespace])
+            stored = await run_made_here(who, pressed.run, "diagnosis")
+            if stored is not None and (stored.target.workspace, stored.target.deployment_id) != (
+                pressed.target.workspace,
+                pressed.target.deployment_id,
+            ):
+                raise refuse_other_channel("diagnosis", channel=who.channel_id, run=pressed.run)
             result = await deps.diagnoser.rerun(who, pressed.target, pressed.run, follow=pressed.follow)
             message = renderer.render_diagnosis(
                 result.run,
@@ -267,13 +292,17 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         await ack()
         new_request_id("a-")
-        channel = (body.get("channel") or {}).get("id", "")
-        user = (body.get("user") or {}).get("id", "")
+        who = _requester(body)
+        channel, user = who.channel_id, who.user_id
 
         async def work() -> None:
             pressed = _button_value(action.get("value") or "{}")
             run_id = pressed.run
-            run = await deps.diagnoser.load(run_id) if run_id else None
+            # Only what was diagnosed in this channel is shared into it.
+            stored = await run_made_here(who, run_id, "diagnosis")
+            if stored is not None:
+                refuse_unserved(deps.namespaces, who.team_id, channel, [stored.target.namespace])
+            run = await deps.diagnoser.load(run_id) if stored is not None and run_id else None
             if run is None:
                 await respond(
                     **renderer.render_error(
@@ -318,6 +347,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         who = _requester(body)
 
         async def work() -> None:
+            refuse_unserved(deps.namespaces, who.team_id, who.channel_id, [target.namespace])
             result = await deps.diagnoser.diagnose_target(who, target)
             await deliver(result, respond, share=choice.share, user=who.user_id)
 
@@ -333,6 +363,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
         async def work() -> None:
             target = _button_value(action.get("value") or "{}").target
+            refuse_unserved(deps.namespaces, who.team_id, who.channel_id, [target.namespace])
+            if not await deps.watch_commands.watched_here(who.team_id, who.channel_id, target):
+                raise refuse_other_channel("alert", team=who.team_id, channel=who.channel_id)
             result = await deps.diagnoser.diagnose_target(who, target.model_copy(update={"job_id": ""}))
             message = renderer.render_diagnosis(result.run, run_id=result.run_id, ephemeral=True, follow=True)
             await respond(**message.to_slack(), response_type="ephemeral", replace_original=False)

@@ -12,8 +12,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.commands import ReportCommand, UnwatchCommand, WatchCommand, WatchesCommand, format_duration
 from bot.config import Settings
+from bot.diagnosis.report import Target
 from bot.diagnosis.resolve import pick_scope
 from bot.logs import new_request_id
+from bot.namespaces import CHANGED_BY, NamespacePolicy
+from bot.slack.errors import refuse_unserved
 from bot.slack.notifier import SlackNotifier
 from bot.watch.model import ChannelUnavailable, DeliveryFailed
 from bot.watch.service import WatchError, WatchService
@@ -32,6 +35,11 @@ def _target_id(value: str | None) -> int:
         ) from None
 
 
+def _where(body: dict[str, Any]) -> tuple[str, str]:
+    """The workspace and channel a click came from."""
+    return (body.get("team") or {}).get("id", ""), (body.get("channel") or {}).get("id", "")
+
+
 class WatchCommands:
     def __init__(
         self,
@@ -40,12 +48,22 @@ class WatchCommands:
         renderer: Any,
         settings: Settings,
         defaults: Any,
+        namespaces: NamespacePolicy,
     ) -> None:
         self.service = service
         self.notifier = notifier
         self.renderer = renderer
         self.settings = settings
         self.defaults = defaults
+        self.namespaces = namespaces
+
+    async def watched_here(self, team_id: str, channel_id: str, target: Target) -> bool:
+        """Whether this channel watches `target`'s deployment (an alert's buttons act only there)."""
+        return any(
+            (t.workspace, t.namespace, t.deployment_id)
+            == (target.workspace, target.namespace, target.deployment_id)
+            for t in await self.service.store.channel_targets(team_id, channel_id)
+        )
 
     async def _say(self, respond: Respond, text: str) -> None:
         await respond(
@@ -76,6 +94,15 @@ class WatchCommands:
                     "I'll try posting here again at the next check; if Slack still refuses, "
                     "these watches pause again.",
                 )
+            off = [w for w in watches if not self.namespaces.allows(team, channel, w.namespace)]
+            if off:
+                names = ", ".join(f"{w.label} (namespace `{w.namespace}`)" for w in off)
+                await self._say(
+                    respond,
+                    f"Not checked, and nothing posted about them: {names}. I don't serve "
+                    f"{'that namespace' if len({w.namespace for w in off}) == 1 else 'those namespaces'} "
+                    f"in this channel any more; {CHANGED_BY}, or `unwatch` them.",
+                )
         elif isinstance(cmd, WatchCommand):
             await self._watch(cmd, team, channel, user, respond)
         elif isinstance(cmd, UnwatchCommand):
@@ -93,9 +120,10 @@ class WatchCommands:
             channel_workspace=current.workspace if current else None,
             channel_namespace=current.namespace if current else None,
             configured_workspace=self.settings.workspace,
-            configured_namespaces=self.settings.namespaces,
+            configured_namespaces=self.namespaces.defaults_for(team, channel),
             region=self.settings.region,
         )
+        refuse_unserved(self.namespaces, team, channel, scope.namespaces)
         watch = await self.service.add(team, channel, user, cmd, scope)
         every = format_duration(timedelta(seconds=watch.interval_seconds))
         level = "High" if watch.min_risk == "RISK_LEVEL_HIGH" else "Mid"
@@ -140,7 +168,8 @@ class WatchCommands:
             new_request_id("a-")
 
             async def work() -> None:
-                target = await self.service.snooze(_target_id(action.get("value")), hours)
+                team, channel = _where(body)
+                target = await self.service.snooze(_target_id(action.get("value")), hours, team, channel)
                 until = target.state.snoozed_until
                 when = until.strftime("%Y-%m-%d %H:%M UTC") if until else "?"
                 text = f"Alerts for {target.label} are snoozed here for {hours}h (until {when})."
@@ -165,12 +194,17 @@ class WatchCommands:
             await snooze(24, ack, action, body, respond)
 
         @app.action("unwatch_target")
-        async def on_unwatch_target(ack: Any, action: dict[str, Any], respond: Respond) -> None:
+        async def on_unwatch_target(
+            ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
+        ) -> None:
             await ack()
             new_request_id("a-")
 
             async def work() -> None:
-                target, watch = await self.service.unwatch_target(_target_id(action.get("value")))
+                team, channel = _where(body)
+                target, watch = await self.service.unwatch_target(
+                    _target_id(action.get("value")), team, channel
+                )
                 if watch is not None and watch.kind == "namespace":
                     text = f"Stopped alerting on {target.label} here (the watch on namespace {watch.namespace} stays)."
                 else:

@@ -11,6 +11,7 @@ from bot.store.db import create_engine, migrate
 from bot.store.deliveries import DeliveryLog
 from bot.store.quota import QuotaStore
 from bot.store.runs import RunRepo
+from bot.store.seen_requests import SeenRequests
 from bot.store.types import Clock, utc_now
 from bot.store.watches import WatchStore
 
@@ -28,6 +29,7 @@ class Store:
         self.watches = WatchStore(self.sessions, clock=clock)
         self.quota = QuotaStore(self.sessions)
         self.deliveries = DeliveryLog(self.sessions)
+        self.seen_requests = SeenRequests(self.sessions)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Store:

@@ -207,3 +207,14 @@ class QuotaReplicaRow(Base):
     cap: Mapped[int]  # calls per window this replica may send: never below what it really sends
     cap_at: Mapped[float] = mapped_column(Float)  # when `cap` last changed (epoch seconds)
     heartbeat_at: Mapped[float] = mapped_column(Float)  # live while heartbeat_at + lease > now
+
+
+class SeenRequestRow(Base):
+    """Signed Slack requests already taken, so a replayed one is processed once across replicas."""
+
+    __tablename__ = "seen_requests"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)  # sha256 of the request's signature
+    seen_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_seen_requests_seen_at", "seen_at"),)

@@ -127,6 +127,7 @@ class Sweeper:
         record_linger: float = 0.05,
         record_batch: int = 500,
         deliveries: DeliveryLog | None = None,
+        namespace_allowed: Callable[[str, str, str], bool] | None = None,
     ) -> None:
         self.repo = repo
         # Posts are recorded before they are made, so none is repeated after a crash or a lost
@@ -150,6 +151,9 @@ class Sweeper:
         self.concurrency = concurrency
         self.record_linger = record_linger
         self.record_batch = record_batch
+        # (team, channel, namespace) -> still served there; a watch on one no longer served is
+        # not checked and posts nothing (bot.namespaces)
+        self.namespace_allowed = namespace_allowed or (lambda team, channel, namespace: True)
 
     async def sweep(self) -> SweepResult:
         """Expand due namespace watches, then check every due target concurrently."""
@@ -159,6 +163,8 @@ class Sweeper:
         now = self.now()
         stamp = now.timestamp()
         for watch in await self.repo.claim_due_namespace_watches(stamp):
+            if not self.namespace_allowed(watch.team_id, watch.channel_id, watch.namespace):
+                continue
             try:
                 deployments = await self.api.list_deployments(watch.workspace, watch.namespace)
             except FlinkError as e:
@@ -168,7 +174,11 @@ class Sweeper:
                 continue
             await self.repo.sync_namespace_targets(watch, _pairs(deployments), stamp)
             result.expanded += 1
-        targets = await self.repo.claim_due_targets(stamp, self.batch)
+        targets = [
+            t
+            for t in await self.repo.claim_due_targets(stamp, self.batch)
+            if self.namespace_allowed(t.team_id, t.channel_id, t.namespace)
+        ]
         recorder = GroupRecorder(self.repo, linger=self.record_linger, max_batch=self.record_batch)
         gate = StormGate(self.storm_limit)
 

@@ -29,6 +29,12 @@ class WatchError(FlinkError):
     kind = "watch_error"
 
 
+class OtherChannel(WatchError):
+    """A click on a watch of another channel or workspace (a tampered button value)."""
+
+    kind = "other_channel"
+
+
 class ReportPublisher(Protocol):
     async def publish_report(self, channel_id: str, report: FleetReport) -> str: ...
 
@@ -43,6 +49,7 @@ class WatchService:
         min_interval: timedelta,
         failure_threshold: int = 3,
         now: Callable[[], datetime] | None = None,
+        namespace_allowed: Callable[[str, str, str], bool] | None = None,
     ) -> None:
         self.store = store
         self.api = api
@@ -50,6 +57,8 @@ class WatchService:
         self.min_interval = min_interval
         self.failure_threshold = failure_threshold
         self.now = now or (lambda: datetime.now(UTC))
+        # (team, channel, namespace) -> served there; reports leave out what is not
+        self.namespace_allowed = namespace_allowed or (lambda team, channel, namespace: True)
 
     async def add(
         self, team_id: str, channel_id: str, user_id: str, cmd: WatchCommand, scope: Scope
@@ -130,18 +139,35 @@ class WatchService:
         watches = await self.store.list_watches(team_id, channel_id)
         return watches, await self.store.targets_of([w.id for w in watches])
 
-    async def snooze(self, target_id: int, hours: int) -> WatchTarget:
+    async def _target_here(self, target_id: int, team_id: str, channel_id: str) -> WatchTarget:
+        """The watched target a button names, if it belongs to the channel the click came from."""
+        target = await self.store.target(target_id)
+        if target is None:
+            raise WatchError("target gone", user_message="That watch no longer exists.")
+        if (target.team_id, target.channel_id) != (team_id, channel_id):
+            log.warning(
+                "refused a click on another channel's watch",
+                extra={"target_id": target_id, "team": team_id, "channel": channel_id},
+            )
+            raise OtherChannel(
+                "other channel",
+                user_message="That watch belongs to another channel, so I can't change it from here.",
+            )
+        return target
+
+    async def snooze(self, target_id: int, hours: int, team_id: str, channel_id: str) -> WatchTarget:
+        await self._target_here(target_id, team_id, channel_id)
         until = self.now() + timedelta(hours=hours)
         target = await self.store.snooze(target_id, until)
         if target is None:
             raise WatchError("target gone", user_message="That watch no longer exists.")
         return target
 
-    async def unwatch_target(self, target_id: int) -> tuple[WatchTarget, Watch | None]:
+    async def unwatch_target(
+        self, target_id: int, team_id: str, channel_id: str
+    ) -> tuple[WatchTarget, Watch | None]:
         """The Unwatch button: a deployment watch is removed; in a namespace watch the deployment is muted."""
-        target = await self.store.target(target_id)
-        if target is None:
-            raise WatchError("target gone", user_message="That watch no longer exists.")
+        target = await self._target_here(target_id, team_id, channel_id)
         watches = {w.id: w for w in await self.store.list_watches(target.team_id, target.channel_id)}
         watch = watches.get(target.watch_id)
         if watch is not None and watch.kind == "deployment":
@@ -180,7 +206,11 @@ class WatchService:
 
     async def build_report(self, team_id: str, channel_id: str) -> FleetReport:
         schedule = await self.store.get_report(team_id, channel_id)
-        targets = await self.store.channel_targets(team_id, channel_id)
+        targets = [
+            t
+            for t in await self.store.channel_targets(team_id, channel_id)
+            if self.namespace_allowed(team_id, channel_id, t.namespace)
+        ]
         previous = schedule.last_snapshot if schedule else None
         return build_report(
             channel_id, targets, previous, self.now(), failure_threshold=self.failure_threshold
