@@ -223,7 +223,7 @@ class IncidentState(BaseModel):
     @classmethod
     def _or_default(cls, v: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
         try:
-            return handler(_utc(v))
+            return _utc(handler(v))
         except (ValidationError, ValueError, TypeError):
             return cls.model_fields[info.field_name].get_default(call_default_factory=True)  # type: ignore[index]
 
