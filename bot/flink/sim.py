@@ -8,6 +8,7 @@ faults while the simulator runs:
     GET  /_sim/fleet                               deployments with their current job id
     PUT  /_sim/deployments/{deploymentId}/diagnosis   wire JobDiagnosis for the current job, served
                                                    byte for byte as sent (1e400, NaN, \\u0000 kept)
+    PUT  /_sim/deployments/{deploymentId}/status      wire JobStatus of the current job (partial)
     POST /_sim/deployments/{deploymentId}/restart     cancel the current job, start a new one
     GET  /_sim/faults, PUT /_sim/faults            read / partly update `Faults`
     GET  /_sim/calls                               API requests per action
@@ -328,6 +329,13 @@ class Simulator:
         JSON text is served byte for byte (`1e400`, NaN, lone surrogates as written)."""
         self.fleet.set_diagnosis(deployment_id, wire)
 
+    def set_status(self, deployment_id: str, wire: dict) -> str:
+        """What the current job reports from now on (partial wire JobStatus); returns its id.
+
+        KeyError if the deployment is unknown, ValueError if it has no job or `wire` is not valid.
+        """
+        return self.fleet.set_status(deployment_id, wire)
+
     def restart(self, deployment_id: str) -> str:
         """Cancel the current job (if running) and start a new one; returns its id. KeyError if unknown."""
         return self.fleet.restart(deployment_id)
@@ -342,6 +350,7 @@ class Simulator:
         app = web.Application(middlewares=[self._log_requests])
         app.router.add_get("/_sim/fleet", self._ctl_fleet)
         app.router.add_put("/_sim/deployments/{deployment_id}/diagnosis", self._ctl_diagnosis)
+        app.router.add_put("/_sim/deployments/{deployment_id}/status", self._ctl_status)
         app.router.add_post("/_sim/deployments/{deployment_id}/restart", self._ctl_restart)
         app.router.add_get("/_sim/faults", self._ctl_get_faults)
         app.router.add_put("/_sim/faults", self._ctl_put_faults)
@@ -670,6 +679,25 @@ class Simulator:
             return _json(404, {"error": f"deployment {deployment_id} not found"})
         job = self.fleet.deployment(deployment_id).deployment.current_job  # type: ignore[union-attr]
         return _json(200, {"deploymentId": deployment_id, "jobId": job.job_id if job else None})
+
+    async def _ctl_status(self, request: web.Request) -> web.Response:
+        deployment_id = request.match_info["deployment_id"]
+        try:
+            wire = json.loads(await request.read())
+        except ValueError:
+            return _json(400, {"error": "the body is not JSON"})
+        if not isinstance(wire, dict):
+            return _json(400, {"error": "the body must be a JSON object (a wire-format JobStatus)"})
+        try:
+            self.set_status(deployment_id, wire)
+        except KeyError:
+            return _json(404, {"error": f"deployment {deployment_id} not found"})
+        except ValidationError as e:
+            return _json(400, {"error": e.errors(include_url=False, include_context=False)})
+        except ValueError as e:
+            return _json(409, {"error": str(e)})
+        placed = self.fleet.deployment(deployment_id)
+        return _json(200, job_wire(placed, placed.deployment.current_job))  # type: ignore[arg-type,union-attr]
 
     async def _ctl_restart(self, request: web.Request) -> web.Response:
         deployment_id = request.match_info["deployment_id"]

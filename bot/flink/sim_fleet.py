@@ -71,6 +71,67 @@ class SimJob(_SimModel):
         default=None, description="wire JobDiagnosis kept for a job that is no longer current"
     )
     _diagnosis_raw: RawJson | None = PrivateAttr(default=None)
+    observed_flink_job_status: str = Field(default="RUNNING", description="running.observedFlinkJobStatus")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wire_status(cls, data: Any) -> Any:
+        # A scenario may spell a job's status the way the API does: a wire JobStatus object.
+        if isinstance(data, dict) and isinstance(data.get("status"), dict):
+            return {**data, **status_fields(WireJobStatus.model_validate(data["status"]))}
+        return data
+
+
+class WireJobFailure(_SimModel):
+    """`failure` of the SDK's JobStatus (JobFailure: failedAt int, message, reason)."""
+
+    failed_at: int | None = None
+    message: str | None = None
+    reason: str | None = None
+
+
+class WireJobStatusRunning(_SimModel):
+    """`running` of the SDK's JobStatus (JobStatusRunning)."""
+
+    observed_flink_job_restarts: int | None = Field(default=None, ge=0)
+    observed_flink_job_status: str | None = None
+
+
+class WireJobStatus(_SimModel):
+    """The body of `PUT /_sim/deployments/{id}/status`: a wire JobStatus, every field optional.
+
+    Checked against alibabacloud_ververica20220718 1.14.0, models/_job_status.py, _job_failure.py
+    and _job_status_running.py (field names and types). Unknown keys are refused (a typo in a
+    test should fail, not be ignored).
+    """
+
+    current_job_status: (
+        Literal["STARTING", "RUNNING", "CANCELLING", "CANCELLED", "FINISHED", "FAILED"] | None
+    ) = None
+    failure: WireJobFailure | None = None
+    running: WireJobStatusRunning | None = None
+    risk_level: str | None = None
+    health_score: int | None = None
+
+
+def status_fields(wire: WireJobStatus) -> dict[str, Any]:
+    """The SimJob fields a wire JobStatus sets: only those it carries (a partial update)."""
+    given = wire.model_fields_set
+    out: dict[str, Any] = {}
+    if "current_job_status" in given and wire.current_job_status is not None:
+        out["status"] = wire.current_job_status
+    if wire.running is not None:
+        if "observed_flink_job_restarts" in wire.running.model_fields_set:
+            out["restarts"] = wire.running.observed_flink_job_restarts or 0
+        if "observed_flink_job_status" in wire.running.model_fields_set:
+            out["observed_flink_job_status"] = wire.running.observed_flink_job_status or "RUNNING"
+    if wire.failure is not None:
+        out["failure"] = wire.failure.model_dump(by_alias=True, exclude_unset=True)
+    if "risk_level" in given:
+        out["risk_level"] = wire.risk_level
+    if "health_score" in given:
+        out["health_score"] = wire.health_score
+    return out
 
 
 class SimDeployment(_SimModel):
@@ -252,6 +313,27 @@ class Fleet(_SimModel):
         self._jobs[job.job_id] = (placed, job)
         return job.job_id
 
+    def set_status(self, deployment_id: str, wire: dict[str, Any], now: int | None = None) -> str:
+        """What the current job reports from now on (ListJobs, GetJob): fields in `wire` replace
+        those fields, `failure` and `running` key by key, the rest keep their values. Returns the
+        job id. KeyError if the deployment is unknown, ValueError if it has no job (restart it)
+        or `wire` is not a JobStatus."""
+        now = now_ms() if now is None else now
+        job = self._require(deployment_id).deployment.current_job
+        if job is None:
+            raise ValueError(f"deployment {deployment_id} has no job; start one with /restart")
+        fields = status_fields(WireJobStatus.model_validate(wire))
+        if "failure" in fields:
+            fields["failure"] = {**(job.failure or {}), **fields["failure"]}
+        for name, value in fields.items():
+            setattr(job, name, value)
+        if "status" in fields:
+            job.end_time = None if job.status in ACTIVE_STATUSES else (job.end_time or now)
+        if job.status == "FAILED" and (job.failure or {}).get("failedAt") is None:
+            job.failure = {"reason": "JobFailed", "message": "The job failed."} | (job.failure or {})
+            job.failure["failedAt"] = job.end_time
+        return job.job_id
+
     def _require(self, deployment_id: str) -> Placed:
         placed = self._deployments.get(deployment_id)
         if placed is None:
@@ -321,7 +403,10 @@ def job_wire(placed: Placed, job: SimJob) -> dict[str, Any]:
     if job.health_score is not None:
         status["healthScore"] = job.health_score
     if job.status == "RUNNING":
-        status["running"] = {"observedFlinkJobRestarts": job.restarts, "observedFlinkJobStatus": "RUNNING"}
+        status["running"] = {
+            "observedFlinkJobRestarts": job.restarts,
+            "observedFlinkJobStatus": job.observed_flink_job_status,
+        }
     if job.status == "FAILED":
         status["failure"] = job.failure or {
             "reason": "JobFailed",
