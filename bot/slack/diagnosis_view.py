@@ -15,7 +15,7 @@ from bot.slack.format import (
     _button,
     _plural,
     _risk_phrase,
-    _safe_url,
+    console_link,
     slack_date,
     user_mention,
 )
@@ -146,7 +146,7 @@ def _diagnosis_actions(
         actions.append(_button("rerun_diagnosis", ":repeat: Re-run diagnosis", value=value, style="primary"))
         if ephemeral:
             actions.append(_button("share_diagnosis", ":mega: Share to channel", value=value))
-    url = _safe_url(target.console_url())
+    url = console_link(target)
     if url is not None:
         actions.append(_button("open_console", ":link: Open in console", url=url))
     return actions

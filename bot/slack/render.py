@@ -40,7 +40,15 @@ from bot.slack.diagnosis_view import (
     _text_context,
     _usage_context,
 )
-from bot.slack.format import interval_text, slack_date, threshold_text, user_mention
+from bot.slack.format import (
+    DEFAULT_CONSOLE_URL,
+    console_fields,
+    console_template,
+    interval_text,
+    slack_date,
+    threshold_text,
+    user_mention,
+)
 from bot.slack.text import blocks_to_text, message_to_text, mrkdwn_to_text
 from bot.slack.watch_view import _report_context, _watches_context
 from bot.watch.model import Notice, Watch, WatchTarget
@@ -102,7 +110,12 @@ def _environment(loader: Any) -> ImmutableSandboxedEnvironment:
 class Renderer:
     """Renders messages from `<kind>.json.j2` templates: the operator's folder first, then ours."""
 
-    def __init__(self, template_dir: str | None = None) -> None:
+    def __init__(self, template_dir: str | None = None, *, console_url: str = DEFAULT_CONSOLE_URL) -> None:
+        try:
+            console_fields(console_url)
+        except ValueError as e:
+            raise TemplateProblem(str(e)) from None
+        self._console_url = console_url
         packaged = FileSystemLoader(str(PACKAGED_TEMPLATES))
         self._fallback: ImmutableSandboxedEnvironment | None = None
         if template_dir:
@@ -161,7 +174,9 @@ class Renderer:
         """A diagnosis: risk, health, where the job lives, symptoms by category, what changed, buttons.
 
         `follow`: Re-run diagnoses the deployment's current job, not this job (after a restart)."""
-        return self.render("diagnosis", _diagnosis_context(run, change, run_id, shared_by, ephemeral, follow))
+        with console_template(self._console_url):
+            ctx = _diagnosis_context(run, change, run_id, shared_by, ephemeral, follow)
+        return self.render("diagnosis", ctx)
 
     def render_progress(self, what: str) -> Message:
         """The "Diagnosing …" note shown while the API is asked."""
@@ -194,7 +209,9 @@ class Renderer:
         """The anchor of an alert episode: the confirmed level, where the job lives, what to do,
         buttons (Re-run, Snooze 1h / 24h, Unwatch). Re-rendered to edit the anchor; shows
         "Back to normal" once the episode closed."""
-        return self.render("alert", _alert_context(notice, now))
+        with console_template(self._console_url):
+            ctx = _alert_context(notice, now)
+        return self.render("alert", ctx)
 
     def render_alert_digest(self, notices: Sequence[Notice], *, now: datetime) -> Message:
         """One message for the alerts of a storm: when more deployments rise in one channel at
