@@ -492,7 +492,10 @@ def test_change_says_when_nothing_changed():
 def test_progress_escapes_what():
     m = render_progress("job <!channel> `x`")
     check(m)
-    assert "Diagnosing job &lt;!channel&gt; `x`…" in _all_text(m)
+    assert "Diagnosing job &lt;!channel&gt; `x`: the answer follows below." in _all_text(m)
+    # The ack stays above the answer in Slack: it says where the answer goes, not "…" forever.
+    shared = render_progress("job y", share=True)
+    assert "Diagnosing job y: the answer will be posted to this channel." in _all_text(shared)
 
 
 def test_error_with_ref_and_hint():

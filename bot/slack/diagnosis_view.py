@@ -189,9 +189,12 @@ def _diagnosis_context(
 # --- progress, errors and notes ------------------------------------------------------------
 
 
-def _progress_context(what: str) -> dict[str, Any]:
-    text = f":hourglass_flowing_sand: Diagnosing {escape_mrkdwn(what)}…"
-    return {"text": f"Diagnosing {escape_mrkdwn(what)}…", "note": text}
+def _progress_context(what: str, share: bool) -> dict[str, Any]:
+    # The ack of a slash command stays above its answer (Slack posts the answer as a new message,
+    # it cannot replace the ack), so it reads as a receipt, not as a spinner that never stops.
+    where = "the answer will be posted to this channel" if share else "the answer follows below"
+    text = f"Diagnosing {escape_mrkdwn(what)}"
+    return {"text": text, "note": f":mag: {text}: {where}."}
 
 
 def _error_context(sentence: str, ref: str | None, hint: str | None) -> dict[str, Any]:

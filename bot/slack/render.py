@@ -178,9 +178,10 @@ class Renderer:
             ctx = _diagnosis_context(run, change, run_id, shared_by, ephemeral, follow)
         return self.render("diagnosis", ctx)
 
-    def render_progress(self, what: str) -> Message:
-        """The "Diagnosing …" note shown while the API is asked."""
-        return self.render("progress", _progress_context(what))
+    def render_progress(self, what: str, *, share: bool = False) -> Message:
+        """A slash command's ack while the API is asked: a receipt that still reads well once the
+        answer is posted below it (`share`: the answer goes to the channel)."""
+        return self.render("progress", _progress_context(what, share))
 
     def render_error(self, sentence: str, *, ref: str | None = None, hint: str | None = None) -> Message:
         """An error note: one sentence, an optional hint and an optional reference for the logs."""
@@ -259,9 +260,9 @@ def render_diagnosis(
     )
 
 
-def render_progress(what: str) -> Message:
+def render_progress(what: str, *, share: bool = False) -> Message:
     """`Renderer().render_progress` with the packaged templates."""
-    return _default().render_progress(what)
+    return _default().render_progress(what, share=share)
 
 
 def render_error(sentence: str, *, ref: str | None = None, hint: str | None = None) -> Message:
