@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from e2e import diagnose_and_wait, make_settings, running_stack
+from procs import FLINKDIAG, clean_env
 
 from bot.diagnosis.report import DiagnosisRun, Target
 from bot.flink.models import JobDiagnosis
@@ -101,3 +103,16 @@ async def test_the_slash_command_answer_links_through_the_setting(tmp_path):
             namespace=d["namespace"],
             deployment_id=d["deploymentId"],
         )
+
+
+@pytest.mark.parametrize("command", ["console", "serve"])
+def test_a_bad_template_stops_start_up_with_one_line(tmp_path, command):
+    env = clean_env(tmp_path, FLINKDIAG_CONSOLE_URL="https://console.example/{cluster}")
+    done = subprocess.run(
+        [*FLINKDIAG, command], input="", capture_output=True, text=True, env=env, cwd=tmp_path, timeout=30
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "flinkdiag: cannot start: FLINKDIAG_CONSOLE_URL: unknown placeholder {cluster}; use {region}, "
+        "{workspace}, {namespace}, {deployment_id}, {deployment_name}, {job_id}"
+    )

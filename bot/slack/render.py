@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
@@ -56,12 +56,37 @@ from bot.watch.report import FleetReport
 
 log = logging.getLogger(__name__)
 
-# The packaged templates live at the top of the checkout, next to `bot/`.
-PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _packaged_dir() -> Path:
+    # Installed from a wheel, the templates are the package folder bot/templates (setup.py maps the
+    # top-level templates/ there); run from a checkout, editable or not, they are templates/ itself.
+    bot_dir = Path(__file__).resolve().parents[1]
+    inside = bot_dir / "templates"
+    return inside if inside.is_dir() else bot_dir.parent / "templates"
+
+
+PACKAGED_TEMPLATES = _packaged_dir()
+# Every template a renderer asks for (and the macros they import), checked for at start-up.
+TEMPLATE_KINDS = (
+    "_macros",
+    "alert",
+    "alert_digest",
+    "alert_followup",
+    "defaults",
+    "diagnosis",
+    "error",
+    "job_choice",
+    "progress",
+    "report",
+    "text",
+    "usage",
+    "watches",
+)
 
 __all__ = [
     "CATEGORY_TITLES",
     "PACKAGED_TEMPLATES",
+    "TEMPLATE_KINDS",
     "ActionValue",
     "Message",
     "Renderer",
@@ -71,6 +96,7 @@ __all__ = [
     "interval_text",
     "message_to_text",
     "mrkdwn_to_text",
+    "packaged_environment",
     "parse_action_value",
     "parse_target_value",
     "render_alert",
@@ -99,12 +125,41 @@ class TemplateProblem(Exception):
 # --- the renderer ---------------------------------------------------------------------------
 
 
-def _environment(loader: Any) -> ImmutableSandboxedEnvironment:
+def _environment(loader: Any, *, auto_reload: bool = True) -> ImmutableSandboxedEnvironment:
     # Sandboxed: templates only need loops and ifs, and an operator's folder should not be able
     # to reach Python internals through the values we pass in.
     return ImmutableSandboxedEnvironment(
-        loader=loader, autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        loader=loader,
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=auto_reload,
     )
+
+
+@lru_cache(maxsize=1)
+def packaged_environment() -> ImmutableSandboxedEnvironment:
+    """The packaged templates, every one loaded and compiled once per process.
+
+    Raises TemplateProblem naming the first that is missing or does not compile: a wheel built
+    without them, or a broken file, stops start-up with one line instead of failing every message.
+    Their output is held to Slack's rules by the test suite (every kind, ordinary and hostile
+    data), so messages from them skip the per-message check an operator's templates get.
+    """
+    # auto_reload off: packaged files never change while the bot runs; no stat() per message.
+    env = _environment(FileSystemLoader(str(PACKAGED_TEMPLATES)), auto_reload=False)
+    names = {f"{kind}.json.j2" for kind in TEMPLATE_KINDS}
+    if PACKAGED_TEMPLATES.is_dir():
+        names |= {p.name for p in PACKAGED_TEMPLATES.glob("*.json.j2")}
+    for name in sorted(names):
+        try:
+            env.get_template(name)
+        except TemplateNotFound:
+            raise TemplateProblem(f"packaged template {name} is missing from {PACKAGED_TEMPLATES}") from None
+        except TemplateError as e:
+            raise TemplateProblem(f"packaged template {name} does not load: {e}") from None
+    return env
 
 
 class Renderer:
@@ -116,15 +171,18 @@ class Renderer:
         except ValueError as e:
             raise TemplateProblem(str(e)) from None
         self._console_url = console_url
-        packaged = FileSystemLoader(str(PACKAGED_TEMPLATES))
+        packaged = packaged_environment()
         self._fallback: ImmutableSandboxedEnvironment | None = None
         if template_dir:
-            self._env = _environment(ChoiceLoader([FileSystemLoader(template_dir), packaged]))
-            self._fallback = _environment(packaged)
+            loader = ChoiceLoader([FileSystemLoader(template_dir), FileSystemLoader(str(PACKAGED_TEMPLATES))])
+            self._env = _environment(loader)
+            self._fallback = packaged
         else:
-            self._env = _environment(packaged)
+            self._env = packaged
 
-    def _build(self, env: ImmutableSandboxedEnvironment, kind: str, ctx: Mapping[str, Any]) -> Message:
+    def _build(
+        self, env: ImmutableSandboxedEnvironment, kind: str, ctx: Mapping[str, Any], *, check: bool
+    ) -> Message:
         raw = env.get_template(f"{kind}.json.j2").render(**ctx)
         try:
             doc = json.loads(raw)
@@ -144,22 +202,24 @@ class Renderer:
         except ValidationError as e:
             raise TemplateProblem(f"{kind}.json.j2: {e}") from None
         message = bk.enforce_limits(message)
-        found = bk.problems(message)
-        if found:
-            raise TemplateProblem(f"{kind}.json.j2: " + "; ".join(found[:3]))
+        if check:
+            found = bk.problems(message)
+            if found:
+                raise TemplateProblem(f"{kind}.json.j2: " + "; ".join(found[:3]))
         return message
 
     def render(self, kind: str, ctx: Mapping[str, Any]) -> Message:
         """Render template `kind` with prepared (escaped) values; falls back to the packaged one."""
+        if self._fallback is None:
+            # Packaged templates only: failures are our bugs and surface.
+            return self._build(self._env, kind, ctx, check=False)
         try:
-            return self._build(self._env, kind, ctx)
+            return self._build(self._env, kind, ctx, check=True)
         except Exception as e:
             # An operator's template can fail in any way (a TypeError from `tojson` on an
-            # undefined value, say); with no operator folder, failures are our bugs and surface.
-            if self._fallback is None:
-                raise
+            # undefined value, say): log it and answer with the packaged one.
             log.warning("template_fallback kind=%s error=%s detail=%s", kind, type(e).__name__, str(e)[:200])
-            return self._build(self._fallback, kind, ctx)
+            return self._build(self._fallback, kind, ctx, check=False)
 
     def render_diagnosis(
         self,
