@@ -201,7 +201,7 @@ class Renderer:
             )
         except ValidationError as e:
             raise TemplateProblem(f"{kind}.json.j2: {e}") from None
-        message = bk.enforce_limits(message)
+        message = bk.enforce_limits(message, owned=True)
         if check:
             found = bk.problems(message)
             if found:
