@@ -152,7 +152,7 @@ def build(
         raise_error_for_unhandled_request=False,
     )
     web = configure_slack_client(app.client, settings.slack_api_url)
-    renderer = Renderer(settings.template_dir)
+    renderer = Renderer(settings.template_dir, console_url=settings.console_url)
     notifier = SlackNotifier(web, renderer, now=clock)
     namespaces = NamespacePolicy(tuple(settings.namespaces), settings.channel_namespaces)
     watch = WatchService(

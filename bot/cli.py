@@ -45,6 +45,18 @@ def _setting_problem(err: Any) -> str:
     return f"{name}: {msg}"
 
 
+def _message_problem(settings: Settings) -> str | None:
+    """Load every packaged template and check the console link's template, before anything starts;
+    the renderer keeps them (loaded once per process)."""
+    from bot.slack.render import Renderer, TemplateProblem
+
+    try:
+        Renderer(settings.template_dir, console_url=settings.console_url)
+    except TemplateProblem as e:
+        return str(e)
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flinkdiag", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -78,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Terminal commands: info logs would drown what the person came for, unless asked for.
         level = "WARNING"
     setup_logging(level, settings.log_format)
+    if args.cmd in {"console", "serve"} and (problem := _message_problem(settings)):
+        print(f"flinkdiag: cannot start: {problem}", file=sys.stderr)
+        return 2
     if args.cmd == "console":
         from bot.console import run_console
 

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     # --- bot
     database_url: str | None = None
     template_dir: str | None = None
+    console_url: str = "https://realtime-compute.console.aliyun.com/regions/{region}"  # see README
     min_watch_interval: timedelta = Field(default=timedelta(minutes=1))
     default_watch_interval: timedelta = Field(default=timedelta(minutes=5))
     failure_streak_to_notify: int = Field(default=3, ge=1)

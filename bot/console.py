@@ -34,11 +34,20 @@ class Console:
         self.out = out
         self.buttons: dict[int, tuple[LocalMessage, dict[str, Any]]] = {}
         self._next = 1
-        stack.slack.on_change(self._show)
+        # What arrives while a slash command's ack is on its way: an answer can overtake the ack
+        # on loopback, but Slack shows the ack first.
+        self._held: list[tuple[str, LocalMessage]] | None = None
+        stack.slack.on_change(self._on_change)
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+    def _on_change(self, kind: str, message: LocalMessage) -> None:
+        if self._held is not None:
+            self._held.append((kind, message))
+        else:
+            self._show(kind, message)
 
     def _show(self, kind: str, message: LocalMessage) -> None:
         if kind == "deleted":
@@ -85,11 +94,17 @@ class Console:
             if line.startswith("/") and not line.startswith("/flinkdiag"):
                 self.print(f"Only /flinkdiag is installed here, not {line.split()[0]}.")
                 return True
-            reply = await self.stack.driver.command(text, channel=CHANNEL, user=USER)
+            self._held = []
+            try:
+                reply = await self.stack.driver.command(text, channel=CHANNEL, user=USER)
+            finally:
+                held, self._held = self._held, None
             if reply.status != 200:
                 self.print(f"(Slack would show an error: HTTP {reply.status} {reply.text[:200]})")
             elif reply.message is not None:
                 self._show("posted", reply.message)
+            for kind, message in held:
+                self._show(kind, message)
         await self.stack.settle()
         return True
 

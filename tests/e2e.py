@@ -92,7 +92,7 @@ def all_text(message: LocalMessage) -> str:
 async def diagnose_and_wait(
     stack: LocalStack, text: str, channel: str = "CTEST", user: str = "UTEST"
 ) -> LocalMessage:
-    """Run a diagnosing command; return the message that replaced the 'Diagnosing…' ack."""
+    """Run a diagnosing command; return the last message shown (its answer, below the ack)."""
     reply = await stack.driver.command(text, channel=channel, user=user)
     assert reply.status == 200, reply.text
     await stack.settle()

@@ -419,7 +419,10 @@ def test_share_only_when_ephemeral():
 
 def test_console_link_only_with_a_region():
     with_region = _buttons(render_diagnosis(run_of({}, region="cn-shanghai")))
-    assert with_region["open_console"]["url"] == target(region="cn-shanghai").console_url()
+    assert (
+        with_region["open_console"]["url"]
+        == "https://realtime-compute.console.aliyun.com/regions/cn-shanghai"
+    )
     assert "open_console" not in _buttons(render_diagnosis(run_of({}, region=None)))
 
 
@@ -489,7 +492,10 @@ def test_change_says_when_nothing_changed():
 def test_progress_escapes_what():
     m = render_progress("job <!channel> `x`")
     check(m)
-    assert "Diagnosing job &lt;!channel&gt; `x`…" in _all_text(m)
+    assert "Diagnosing job &lt;!channel&gt; `x`: the answer follows below." in _all_text(m)
+    # The ack stays above the answer in Slack: it says where the answer goes, not "…" forever.
+    shared = render_progress("job y", share=True)
+    assert "Diagnosing job y: the answer will be posted to this channel." in _all_text(shared)
 
 
 def test_error_with_ref_and_hint():
@@ -581,7 +587,10 @@ def test_blocks_to_text_numbers_buttons_and_decodes_markup():
     text, buttons = blocks_to_text(m)
     assert "== :large_green_circle: Low risk · orders-etl ==" in text
     assert "[1] :repeat: Re-run diagnosis" in text and "[2] :mega: Share to channel" in text
-    assert f"[3] :link: Open in console ({run.target.console_url()})" in text
+    assert (
+        f"[3] :link: Open in console (https://realtime-compute.console.aliyun.com/regions/{run.target.region})"
+        in text
+    )
     assert "*Diagnosed*: 2025-02-24 09:32 UTC" in text
     assert "Shared by @U0123ABC" in text
     assert [b["action_id"] for b in buttons] == ["rerun_diagnosis", "share_diagnosis", "open_console"]

@@ -17,14 +17,15 @@ async def stack(tmp_path):
         yield s
 
 
-async def test_deployment_by_name_acks_then_replaces_with_diagnosis(stack):
+async def test_deployment_by_name_acks_then_answers_below(stack):
     reply = await stack.driver.command("deployment orders-etl", channel="CTEST", user="UTEST")
     assert reply.status == 200
     assert "Diagnosing" in json.dumps(reply.body)
     await stack.settle()
-    [message] = stack.slack.channel_messages("CTEST")
-    assert message is reply.message, "the result replaces the 'Diagnosing…' note in place"
-    assert message.updates == 1 and message.ephemeral and message.ephemeral_to == "UTEST"
+    # As in Slack: a slash command's response_url cannot replace the ack; the answer is new.
+    [ack, message] = stack.slack.channel_messages("CTEST")
+    assert ack is reply.message and ack.updates == 0 and "the answer follows below" in all_text(ack)
+    assert message.updates == 0 and message.ephemeral and message.ephemeral_to == "UTEST"
     text = all_text(message)
     dep = deployment(stack.sim, "orders-etl")
     assert dep["jobId"] in text and dep["deploymentId"] in text
@@ -103,7 +104,8 @@ async def test_ack_comes_before_a_slow_diagnosis(tmp_path):
             assert ack.updates == 0
             assert stack.deps.tracker.running == 1
             await stack.settle()
-            assert ack.updates == 1 and "orders-etl" in all_text(ack)
+            [_, answer] = stack.slack.channel_messages("CSLOW")
+            assert ack.updates == 0 and answer is not ack and "Re-run diagnosis" in all_text(answer)
     finally:
         await sim.stop()
 

@@ -145,7 +145,7 @@ async def test_serve_in_socket_mode_end_to_end(served: Served) -> None:
     assert slack.calls["apps.connections.open"] == 1
 
     # A diagnosis: the ack over the socket carries the "Diagnosing…" note, the answer comes
-    # through response_url and takes the note's place.
+    # through response_url as a new message below it (Slack cannot replace a command's ack).
     envelope = await served.command("deployment orders-etl")
     ack = await served.until(slack.socket_ack(envelope))
     assert "Diagnosing deployment orders-etl" in json.dumps(ack)
@@ -154,7 +154,8 @@ async def test_serve_in_socket_mode_end_to_end(served: Served) -> None:
     assert message.ephemeral_to == USER
     assert "orders-etl" in json.dumps(message.blocks)
     assert "Diagnosing" not in json.dumps(message.blocks)
-    assert slack.channel_messages(CHANNEL) == [message]
+    [ack_shown] = [m for m in slack.channel_messages(CHANNEL) if m is not message]
+    assert "Diagnosing deployment orders-etl" in ack_shown.text and ack_shown.updates == 0
     assert sim.calls["GetJobDiagnosis"] == 1
 
     # Re-run: an interactive envelope, acked empty; the message is updated in place.
@@ -163,7 +164,7 @@ async def test_serve_in_socket_mode_end_to_end(served: Served) -> None:
     envelope = await served.press(message, rerun)
     assert await served.until(slack.socket_ack(envelope)) == {}
     await served.until(slack.wait_for(lambda: message.updates > updates))
-    assert slack.channel_messages(CHANNEL) == [message]
+    assert slack.channel_messages(CHANNEL) == [ack_shown, message]
     assert _rerun_message(slack) is message
     assert sim.calls["GetJobDiagnosis"] == 2
 

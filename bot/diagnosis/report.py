@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,23 +22,6 @@ class Target(BaseModel):
     job_id: str
     deployment_name: str | None = None
     region: str | None = None
-
-    def console_url(self) -> str | None:
-        """Link to the job in the Alibaba Cloud console, when the region is known.
-
-        The console's URL scheme is not documented by the API; it is the one the console shows
-        for a job page (unverified across regions), so it lives in exactly one place.
-        """
-        if not self.region:
-            return None
-        q = [
-            quote(p, safe="")
-            for p in (self.region, self.workspace, self.namespace, self.deployment_id, self.job_id)
-        ]
-        return (
-            f"https://realtime-compute.console.aliyun.com/regions/{q[0]}/console/workspace/"
-            f"{q[1]}/namespace/{q[2]}/operations/stream/{q[3]}/jobs/{q[4]}"
-        )
 
 
 class SymptomKey(BaseModel):

@@ -21,8 +21,8 @@ from bot.slack.format import (
     _health_plain,
     _plural,
     _risk_phrase,
-    _safe_url,
     _snoozed_until,
+    console_link,
     interval_text,
     slack_date,
     threshold_text,
@@ -126,7 +126,7 @@ def _alert_actions(notice: Notice, resolved: bool) -> list[dict[str, Any]]:
         "deny": "Keep watching",
     }
     actions.append(unwatch)
-    url = _safe_url(target.console_url()) if target is not None else None
+    url = console_link(target)
     if url is not None:
         actions.append(_button("open_console", ":link: Open in console", url=url))
     for a in actions:

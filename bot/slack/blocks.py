@@ -437,22 +437,24 @@ def _fit_blocks(blocks: list[Any], limit: int, budget: int) -> list[dict[str, An
     return _fit_size(fitted, limit, budget)
 
 
-def enforce_limits(message: Message) -> Message:
+def enforce_limits(message: Message, *, owned: bool = False) -> Message:
     """A copy of `message` that fits Slack's limits: texts cut with "…", lists capped, the block
     count and the total text (MAX_TOTAL_TEXT) kept by summarising list items, a non-empty
-    fallback text. Inputs must already be escaped."""
+    fallback text. Inputs must already be escaped. `owned`: the caller made `message` for this
+    call (the renderer, from freshly parsed JSON), so its blocks are fitted in place, not copied."""
+    dup = (lambda v: v) if owned else copy.deepcopy
     attachments = None
     used = 0
     if message.attachments:
         attachments = []
-        for a in copy.deepcopy(message.attachments):
+        for a in dup(message.attachments):
             if isinstance(a, dict) and isinstance(a.get("blocks"), list):
                 # Attachments carry a summary line; a quarter of the budget leaves the rest to
                 # the message itself, which is fitted last into what they left.
                 a["blocks"] = _fit_blocks(a["blocks"], MAX_BLOCKS, max(0, MAX_TOTAL_TEXT // 4 - used))
                 used += text_len(a["blocks"])
             attachments.append(a)
-    blocks = _fit_blocks(copy.deepcopy(message.blocks), MAX_BLOCKS, MAX_TOTAL_TEXT - used)
+    blocks = _fit_blocks(dup(message.blocks), MAX_BLOCKS, MAX_TOTAL_TEXT - used)
     text = " ".join(message.text.split()) if message.text.strip() else "flinkdiag"
     return Message(text=cut(text, MAX_FALLBACK_TEXT), blocks=blocks, attachments=attachments)
 

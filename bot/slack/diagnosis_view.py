@@ -15,7 +15,7 @@ from bot.slack.format import (
     _button,
     _plural,
     _risk_phrase,
-    _safe_url,
+    console_link,
     slack_date,
     user_mention,
 )
@@ -148,7 +148,7 @@ def _diagnosis_actions(
         actions.append(_button("rerun_diagnosis", ":repeat: Re-run diagnosis", value=value, style="primary"))
         if ephemeral:
             actions.append(_button("share_diagnosis", ":mega: Share to channel", value=value))
-    url = _safe_url(target.console_url())
+    url = console_link(target)
     if url is not None:
         actions.append(_button("open_console", ":link: Open in console", url=url))
     return actions
@@ -191,9 +191,12 @@ def _diagnosis_context(
 # --- progress, errors and notes ------------------------------------------------------------
 
 
-def _progress_context(what: str) -> dict[str, Any]:
-    text = f":hourglass_flowing_sand: Diagnosing {escape_mrkdwn(what)}…"
-    return {"text": f"Diagnosing {escape_mrkdwn(what)}…", "note": text}
+def _progress_context(what: str, share: bool) -> dict[str, Any]:
+    # The ack of a slash command stays above its answer (Slack posts the answer as a new message,
+    # it cannot replace the ack), so it reads as a receipt, not as a spinner that never stops.
+    where = "the answer will be posted to this channel" if share else "the answer follows below"
+    text = f"Diagnosing {escape_mrkdwn(what)}"
+    return {"text": text, "note": f":mag: {text}: {where}."}
 
 
 def _error_context(sentence: str, ref: str | None, hint: str | None) -> dict[str, Any]:

@@ -5,11 +5,17 @@ unless a docstring says plain text."""
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 from bot.commands import format_duration
+from bot.diagnosis.report import Target
 from bot.diagnosis.risk import Risk, health_band
 from bot.slack.blocks import escape_mrkdwn
 from bot.watch.policy import TargetState
@@ -71,14 +77,65 @@ def _button(
     return {"action_id": action_id, "text": text, "value": value, "url": url, "style": style}
 
 
-def _safe_url(url: str | None) -> str | None:
-    """Percent-encode what an id put in a URL path; only https links are offered.
+# --- console links ------------------------------------------------------------------------
 
-    `Target.console_url` pastes ids into the path as they are, and ids come from the API.
-    """
-    if not url or not url.startswith("https://"):
+# The only console URL Alibaba documents is the regional entry page; deep links are unverified
+# (see README, "Open in console"), so the link is a setting (FLINKDIAG_CONSOLE_URL).
+DEFAULT_CONSOLE_URL = "https://realtime-compute.console.aliyun.com/regions/{region}"
+CONSOLE_FIELDS = ("region", "workspace", "namespace", "deployment_id", "deployment_name", "job_id")
+
+# The renderer sets the operator's template for the message being rendered; the views read it
+# here, so every view that offers a link fills the same template the same way.
+_console_template: ContextVar[str] = ContextVar("console_template", default=DEFAULT_CONSOLE_URL)
+
+
+@lru_cache(maxsize=8)
+def console_fields(template: str) -> tuple[str, ...]:
+    """The placeholders of a console URL template; ValueError names what is wrong with it."""
+    if template and not template.startswith("https://"):
+        raise ValueError("FLINKDIAG_CONSOLE_URL must start with https://")
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ValueError(f"FLINKDIAG_CONSOLE_URL is not a template: {e}") from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in CONSOLE_FIELDS or spec or conversion:
+            raise ValueError(
+                f"FLINKDIAG_CONSOLE_URL: unknown placeholder {{{name}}}; use "
+                + ", ".join(f"{{{f}}}" for f in CONSOLE_FIELDS)
+            )
+        names.append(name)
+    return tuple(names)
+
+
+@contextmanager
+def console_template(template: str) -> Iterator[None]:
+    """Render with `template` as the console link (an empty template: no link)."""
+    token = _console_template.set(template)
+    try:
+        yield
+    finally:
+        _console_template.reset(token)
+
+
+def console_link(target: Target | None) -> str | None:
+    """The console URL for `target`, or None when the template names a value the target lacks
+    (no region, no deployment name, …) or no template is set. Values are URL-quoted."""
+    template = _console_template.get()
+    if target is None or not template:
         return None
-    return quote(url, safe="/:?=&#%~.-_+,;@!$'()*")
+    values: dict[str, str] = {}
+    for name in console_fields(template):
+        value = getattr(target, name)
+        if not value:
+            return None
+        values[name] = quote(str(value), safe="")
+    url = template.format_map(values)
+    # Slack refuses a button URL longer than 3000 characters; no link beats a refused message.
+    return url if len(url) <= 3000 else None
 
 
 def _snoozed_until(state: TargetState, now: datetime) -> datetime | None:

@@ -243,7 +243,10 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(**renderer.render_usage().to_slack(), response_type="ephemeral")
             return
         if isinstance(cmd, JobCommand | DeploymentCommand):
-            await ack(**renderer.render_progress(_describe(cmd)).to_slack(), response_type="ephemeral")
+            await ack(
+                **renderer.render_progress(_describe(cmd), share=cmd.share).to_slack(),
+                response_type="ephemeral",
+            )
             await run_after_ack(diagnose_cmd(cmd, command, respond), respond, replace=True, rid=rid)
             return
         if isinstance(cmd, DefaultsCommand):

@@ -66,11 +66,13 @@ class LocalMessage:
 class _Hook:
     channel: str
     user: str
-    message: LocalMessage | None  # the message this response_url may replace
+    # The message a button's response_url may replace or delete; None for a slash command's,
+    # which has no original message (see `_response`).
+    message: LocalMessage | None
     uses: int = 0
-    # The bot's response overtook its own HTTP ack (both race on loopback): Slack would have
-    # shown the ack first and then replaced it, so the ack is not shown at all.
-    replaced_before_ack: bool = False
+    # The first message posted through this response_url: an ack recorded after it (both race
+    # on loopback) is placed before it, where Slack would have shown it.
+    first_post: LocalMessage | None = None
 
 
 @dataclass
@@ -719,7 +721,16 @@ class LocalSlack:
         msg.updates += 1
 
     async def _response(self, request: web.Request) -> web.Response:
-        """A `response_url` webhook: at most `response_url_uses` uses, like Slack's five."""
+        """A `response_url` webhook: at most `response_url_uses` uses, like Slack's five.
+
+        A button's response_url acts on the message the button is on: `replace_original` edits it
+        and `delete_original` removes it (documented: docs.slack.dev "Modifying messages").
+        A slash command's response_url has no original message: every post is a new message and
+        the ack stays where it is (verified from reports, not docs: bolt-js#2287 "Using a
+        command's response `replace_original` does nothing", bolt-python#1268, where Slack staff
+        say the same response_url cannot update the message). That `delete_original` is likewise
+        ignored after a slash command is our assumption (unverified).
+        """
         self.calls["response_url"] += 1
         hook = self._hooks.get(request.match_info["token"])
         payload = await self._payload(request)
@@ -732,45 +743,41 @@ class LocalSlack:
         failure = self._take_failure("response_url")
         if failure is not None:
             return web.Response(status=failure.status if failure.status != 200 else 500, text=failure.error)
-        if payload.get("delete_original") and hook.message is not None:
-            hook.message.deleted = True
-            await self._notify("deleted", hook.message)
+        original = hook.message
+        if payload.get("delete_original") and original is not None:
+            original.deleted = True
+            await self._notify("deleted", original)
             return web.Response(text="ok")
-        if payload.get("replace_original") and hook.message is not None and not hook.message.deleted:
-            self._apply_update(hook.message, payload)
-            await self._notify("updated", hook.message)
+        if payload.get("replace_original") and original is not None and not original.deleted:
+            self._apply_update(original, payload)
+            await self._notify("updated", original)
             return web.Response(text="ok")
+        if payload.get("delete_original") and not any(k in payload for k in ("text", "blocks")):
+            return web.Response(text="ok")  # nothing to delete, nothing to post
         msg = self._message_from(payload, hook.channel)
         if payload.get("response_type") != "in_channel":
             msg.ephemeral_to = hook.user
         msg.thread_ts = payload.get("thread_ts") or None
         self.messages.append(msg)
-        if payload.get("replace_original") and hook.message is None:
-            hook.replaced_before_ack = True
-            msg.updates += 1
-        # A slash command's later responses replace the one the hook posted last (our reading of
-        # Slack's behaviour for `replace_original` on a command's response_url).
-        if hook.message is None:
-            hook.message = msg
+        if hook.first_post is None:
+            hook.first_post = msg
         await self._notify("posted", msg)
         return web.Response(text="ok")
 
     def add_ack_message(
         self, response_url: str, channel: str, user: str, body: dict[str, Any]
     ) -> LocalMessage:
-        """Record what a slash command's HTTP ack showed the user, as Slack would display it."""
+        """Record what a slash command's ack showed the user, as Slack would display it: it stays,
+        whatever the command posts through its response_url afterwards."""
         token = response_url.rsplit("/", 1)[-1]
         hook = self._hooks.get(token)
-        if hook is not None and hook.replaced_before_ack and hook.message is not None:
-            return hook.message
         msg = self._message_from(body, channel)
         if body.get("response_type") != "in_channel":
             msg.ephemeral_to = user
-        earlier = [i for i, m in enumerate(self.messages) if hook is not None and m is hook.message]
-        if earlier:  # a response overtook the ack: the ack was shown first
-            self.messages.insert(earlier[0], msg)
+        first = hook.first_post if hook is not None else None
+        at = next((i for i, m in enumerate(self.messages) if m is first), None)
+        if at is not None:  # a response overtook the ack
+            self.messages.insert(at, msg)
         else:
             self.messages.append(msg)
-        if hook is not None and hook.message is None:
-            hook.message = msg
         return msg

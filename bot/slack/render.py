@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
@@ -40,7 +40,15 @@ from bot.slack.diagnosis_view import (
     _text_context,
     _usage_context,
 )
-from bot.slack.format import interval_text, slack_date, threshold_text, user_mention
+from bot.slack.format import (
+    DEFAULT_CONSOLE_URL,
+    console_fields,
+    console_template,
+    interval_text,
+    slack_date,
+    threshold_text,
+    user_mention,
+)
 from bot.slack.text import blocks_to_text, message_to_text, mrkdwn_to_text
 from bot.slack.watch_view import _report_context, _watches_context
 from bot.watch.model import Notice, Watch, WatchTarget
@@ -48,12 +56,37 @@ from bot.watch.report import FleetReport
 
 log = logging.getLogger(__name__)
 
-# The packaged templates live at the top of the checkout, next to `bot/`.
-PACKAGED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _packaged_dir() -> Path:
+    # Installed from a wheel, the templates are the package folder bot/templates (setup.py maps the
+    # top-level templates/ there); run from a checkout, editable or not, they are templates/ itself.
+    bot_dir = Path(__file__).resolve().parents[1]
+    inside = bot_dir / "templates"
+    return inside if inside.is_dir() else bot_dir.parent / "templates"
+
+
+PACKAGED_TEMPLATES = _packaged_dir()
+# Every template a renderer asks for (and the macros they import), checked for at start-up.
+TEMPLATE_KINDS = (
+    "_macros",
+    "alert",
+    "alert_digest",
+    "alert_followup",
+    "defaults",
+    "diagnosis",
+    "error",
+    "job_choice",
+    "progress",
+    "report",
+    "text",
+    "usage",
+    "watches",
+)
 
 __all__ = [
     "CATEGORY_TITLES",
     "PACKAGED_TEMPLATES",
+    "TEMPLATE_KINDS",
     "ActionValue",
     "Message",
     "Renderer",
@@ -63,6 +96,7 @@ __all__ = [
     "interval_text",
     "message_to_text",
     "mrkdwn_to_text",
+    "packaged_environment",
     "parse_action_value",
     "parse_target_value",
     "render_alert",
@@ -91,27 +125,64 @@ class TemplateProblem(Exception):
 # --- the renderer ---------------------------------------------------------------------------
 
 
-def _environment(loader: Any) -> ImmutableSandboxedEnvironment:
+def _environment(loader: Any, *, auto_reload: bool = True) -> ImmutableSandboxedEnvironment:
     # Sandboxed: templates only need loops and ifs, and an operator's folder should not be able
     # to reach Python internals through the values we pass in.
     return ImmutableSandboxedEnvironment(
-        loader=loader, autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        loader=loader,
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=auto_reload,
     )
+
+
+@lru_cache(maxsize=1)
+def packaged_environment() -> ImmutableSandboxedEnvironment:
+    """The packaged templates, every one loaded and compiled once per process.
+
+    Raises TemplateProblem naming the first that is missing or does not compile: a wheel built
+    without them, or a broken file, stops start-up with one line instead of failing every message.
+    Their output is held to Slack's rules by the test suite (every kind, ordinary and hostile
+    data), so messages from them skip the per-message check an operator's templates get.
+    """
+    # auto_reload off: packaged files never change while the bot runs; no stat() per message.
+    env = _environment(FileSystemLoader(str(PACKAGED_TEMPLATES)), auto_reload=False)
+    names = {f"{kind}.json.j2" for kind in TEMPLATE_KINDS}
+    if PACKAGED_TEMPLATES.is_dir():
+        names |= {p.name for p in PACKAGED_TEMPLATES.glob("*.json.j2")}
+    for name in sorted(names):
+        try:
+            env.get_template(name)
+        except TemplateNotFound:
+            raise TemplateProblem(f"packaged template {name} is missing from {PACKAGED_TEMPLATES}") from None
+        except TemplateError as e:
+            raise TemplateProblem(f"packaged template {name} does not load: {e}") from None
+    return env
 
 
 class Renderer:
     """Renders messages from `<kind>.json.j2` templates: the operator's folder first, then ours."""
 
-    def __init__(self, template_dir: str | None = None) -> None:
-        packaged = FileSystemLoader(str(PACKAGED_TEMPLATES))
+    def __init__(self, template_dir: str | None = None, *, console_url: str = DEFAULT_CONSOLE_URL) -> None:
+        try:
+            console_fields(console_url)
+        except ValueError as e:
+            raise TemplateProblem(str(e)) from None
+        self._console_url = console_url
+        packaged = packaged_environment()
         self._fallback: ImmutableSandboxedEnvironment | None = None
         if template_dir:
-            self._env = _environment(ChoiceLoader([FileSystemLoader(template_dir), packaged]))
-            self._fallback = _environment(packaged)
+            loader = ChoiceLoader([FileSystemLoader(template_dir), FileSystemLoader(str(PACKAGED_TEMPLATES))])
+            self._env = _environment(loader)
+            self._fallback = packaged
         else:
-            self._env = _environment(packaged)
+            self._env = packaged
 
-    def _build(self, env: ImmutableSandboxedEnvironment, kind: str, ctx: Mapping[str, Any]) -> Message:
+    def _build(
+        self, env: ImmutableSandboxedEnvironment, kind: str, ctx: Mapping[str, Any], *, check: bool
+    ) -> Message:
         raw = env.get_template(f"{kind}.json.j2").render(**ctx)
         try:
             doc = json.loads(raw)
@@ -130,23 +201,25 @@ class Renderer:
             )
         except ValidationError as e:
             raise TemplateProblem(f"{kind}.json.j2: {e}") from None
-        message = bk.enforce_limits(message)
-        found = bk.problems(message)
-        if found:
-            raise TemplateProblem(f"{kind}.json.j2: " + "; ".join(found[:3]))
+        message = bk.enforce_limits(message, owned=True)
+        if check:
+            found = bk.problems(message)
+            if found:
+                raise TemplateProblem(f"{kind}.json.j2: " + "; ".join(found[:3]))
         return message
 
     def render(self, kind: str, ctx: Mapping[str, Any]) -> Message:
         """Render template `kind` with prepared (escaped) values; falls back to the packaged one."""
+        if self._fallback is None:
+            # Packaged templates only: failures are our bugs and surface.
+            return self._build(self._env, kind, ctx, check=False)
         try:
-            return self._build(self._env, kind, ctx)
+            return self._build(self._env, kind, ctx, check=True)
         except Exception as e:
             # An operator's template can fail in any way (a TypeError from `tojson` on an
-            # undefined value, say); with no operator folder, failures are our bugs and surface.
-            if self._fallback is None:
-                raise
+            # undefined value, say): log it and answer with the packaged one.
             log.warning("template_fallback kind=%s error=%s detail=%s", kind, type(e).__name__, str(e)[:200])
-            return self._build(self._fallback, kind, ctx)
+            return self._build(self._fallback, kind, ctx, check=False)
 
     def render_diagnosis(
         self,
@@ -161,11 +234,14 @@ class Renderer:
         """A diagnosis: risk, health, where the job lives, symptoms by category, what changed, buttons.
 
         `follow`: Re-run diagnoses the deployment's current job, not this job (after a restart)."""
-        return self.render("diagnosis", _diagnosis_context(run, change, run_id, shared_by, ephemeral, follow))
+        with console_template(self._console_url):
+            ctx = _diagnosis_context(run, change, run_id, shared_by, ephemeral, follow)
+        return self.render("diagnosis", ctx)
 
-    def render_progress(self, what: str) -> Message:
-        """The "Diagnosing …" note shown while the API is asked."""
-        return self.render("progress", _progress_context(what))
+    def render_progress(self, what: str, *, share: bool = False) -> Message:
+        """A slash command's ack while the API is asked: a receipt that still reads well once the
+        answer is posted below it (`share`: the answer goes to the channel)."""
+        return self.render("progress", _progress_context(what, share))
 
     def render_error(self, sentence: str, *, ref: str | None = None, hint: str | None = None) -> Message:
         """An error note: one sentence, an optional hint and an optional reference for the logs."""
@@ -194,7 +270,9 @@ class Renderer:
         """The anchor of an alert episode: the confirmed level, where the job lives, what to do,
         buttons (Re-run, Snooze 1h / 24h, Unwatch). Re-rendered to edit the anchor; shows
         "Back to normal" once the episode closed."""
-        return self.render("alert", _alert_context(notice, now))
+        with console_template(self._console_url):
+            ctx = _alert_context(notice, now)
+        return self.render("alert", ctx)
 
     def render_alert_digest(self, notices: Sequence[Notice], *, now: datetime) -> Message:
         """One message for the alerts of a storm: when more deployments rise in one channel at
@@ -242,9 +320,9 @@ def render_diagnosis(
     )
 
 
-def render_progress(what: str) -> Message:
+def render_progress(what: str, *, share: bool = False) -> Message:
     """`Renderer().render_progress` with the packaged templates."""
-    return _default().render_progress(what)
+    return _default().render_progress(what, share=share)
 
 
 def render_error(sentence: str, *, ref: str | None = None, hint: str | None = None) -> Message:
