@@ -1,8 +1,8 @@
 """A wheel built from the checkout works anywhere: installed (not editable) into a fresh virtual
 environment outside the checkout, `flinkdiag console` answers and `flinkdiag serve --help` runs.
 
-The third-party wheels are kept in pytest's cache folder (`.pytest_cache`), filled through pip's
-own index configuration the first time, so later runs install with `--no-index`.
+The third-party wheels are kept in `build/wheelhouse` (ignored by git), filled through pip's own
+index configuration the first time, so later runs install with `--no-index`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _build_wheel(out: Path, scratch: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Installed:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = tmp_path_factory.mktemp("wheel")
     wheel = _build_wheel(work / "dist", work)
     env_dir = work / "venv"
@@ -90,7 +90,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
     # and without byte-compiling everything up front.
     venv.create(env_dir, with_pip=False, clear=True)
     python = env_dir / "bin" / "python"
-    wheelhouse = request.config.cache.mkdir("flinkdiag-wheelhouse")
+    # Not pytest's cache folder: runs with `-p no:cacheprovider` have none.
+    wheelhouse = ROOT / "build" / "wheelhouse"
+    wheelhouse.mkdir(parents=True, exist_ok=True)
     offline = ("install", "-q", "--no-compile", "--no-index", "--find-links", str(wheelhouse), str(wheel))
     done = _pip(sys.executable, "--python", str(python), *offline)
     if done.returncode != 0:  # first run, or the dependencies changed: fill the wheelhouse once
