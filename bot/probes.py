@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.config import Settings
+from bot.slack.errors import UNREADABLE, slack_error
 from bot.store import health
 
 log = logging.getLogger("flinkdiag.probes")
@@ -137,9 +138,9 @@ class Probes:
         try:
             await asyncio.wait_for(self.web.auth_test(), SLACK_TIMEOUT)
         except SlackApiError as e:
-            error = str(e.response.get("error") or "unknown_error") if e.response is not None else "unknown"
-            status = getattr(e.response, "status_code", 200)
-            if error != "ratelimited" and status < 500:
+            error = slack_error(e)
+            status = getattr(e.response, "status_code", None) or getattr(e.response, "status", 200)
+            if error not in {"ratelimited", UNREADABLE} and status < 500:
                 return Check(False, f"Slack refused the bot token ({error})")
             return Check(True, f"unchecked: Slack answered {error}")
         except Exception as e:

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot.app import ConfigError, build, check_slack_settings, freeze_heap, slack_client, start_limiter
 from bot.config import Settings, secret
 from bot.probes import Probes
+from bot.slack.errors import UNREADABLE, slack_error
 from bot.slack.http_edge import BACKLOG, ReplayLog, SlackEdge, connection_limit
 
 log = logging.getLogger("flinkdiag.serve")
@@ -188,8 +189,8 @@ async def _check_bot_token(settings: Settings) -> str | None:
     try:
         await web.auth_test()
     except SlackApiError as e:
-        error = e.response.get("error") if e.response is not None else None
-        if error == "ratelimited":
+        error = slack_error(e)
+        if error in {"ratelimited", UNREADABLE}:  # not an answer about the token
             return None
         return f"cannot start: Slack refused SLACK_BOT_TOKEN ({error}); use the app's bot token (xoxb-…)"
     except Exception as e:  # network trouble: say so, start anyway
@@ -223,9 +224,9 @@ async def _open_socket(handler: Any) -> int:
     try:
         client.wss_uri = await client.issue_new_wss_url()
     except SlackApiError as e:
-        status = getattr(e.response, "status_code", 200)
-        if status < 500:  # Slack's answer about the token; asking again would get the same one
-            error = e.response.get("error")
+        status = getattr(e.response, "status_code", None) or getattr(e.response, "status", 200)
+        error = slack_error(e)
+        if status < 500 and error != UNREADABLE:  # Slack's answer about the token: it won't change
             problem = f"cannot start: Slack refused SLACK_APP_TOKEN ({error})"
             log.error(problem, extra={"error": error})
             print(

@@ -89,6 +89,46 @@ async def test_alert_accepted_then_connection_reset_is_posted_once(ow: World):
     assert_valid_blocks(ow.posts())
 
 
+GARBLED = [
+    pytest.param(b"<html><body>502 Bad Gateway</body></html>", "text/html", id="html-page"),
+    pytest.param(b'{"ok": true, "ts": "17', "application/json", id="cut-off-json"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), GARBLED)
+async def test_alert_accepted_then_answered_with_garbage_is_posted_once(
+    ow: World, body: bytes, content_type: str
+):
+    # Before: slack_sdk put aiohttp's response object in the error, reading its code raised
+    # AttributeError, the check crashed and the alert came two minutes (a lease) late.
+    bot = await ow.start_bot()
+    await watch(bot, "orders-etl")
+    ow.set("orders-etl", "HIGH")
+    ow.slack.accept_then_garble(body, content_type=content_type, match=tagged)
+    result = await bot.wiring.sweeper.sweep()
+    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    [alert] = ow.alerts()
+    assert ow.slack.calls["conversations.history"] == 1  # looked before posting again: found it
+    assert await anchor_of(bot) == alert.ts
+    assert (await tick(ow, bot)).reasons == {"unchanged": 1}
+    assert ow.alerts() == [alert]
+
+
+@pytest.mark.parametrize(("body", "content_type"), GARBLED)
+async def test_alert_refused_with_garbage_is_posted_in_the_same_check(
+    ow: World, body: bytes, content_type: str
+):
+    bot = await ow.start_bot()
+    await watch(bot, "orders-etl")
+    ow.set("orders-etl", "HIGH")
+    ow.slack.garble_next("chat.postMessage", body, status=502, content_type=content_type)
+    result = await bot.wiring.sweeper.sweep()
+    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    [alert] = ow.alerts()  # not found in history, so posted again at once: not a lease later
+    assert await anchor_of(bot) == alert.ts
+    assert_valid_blocks(ow.posts())
+
+
 async def test_alert_accepted_then_answer_timed_out_is_posted_once(ow: World):
     bot = await ow.start_bot()
     await watch(bot, "orders-etl")

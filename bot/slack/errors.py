@@ -16,6 +16,9 @@ from bot.flink.errors import FlinkError
 from bot.logs import request_id
 from bot.namespaces import NamespacePolicy
 
+# What `slack_error` calls an answer that was not Slack's JSON.
+UNREADABLE = "unreadable_answer"
+
 log = logging.getLogger("flinkdiag.slack")
 
 Respond = Callable[..., Awaitable[Any]]
@@ -69,9 +72,21 @@ def describe_failure(exc: BaseException) -> tuple[str, str | None]:
             "Try again, or use `/flinkdiag` in a channel with fewer restrictions.",
         )
     if isinstance(exc, SlackApiError):
-        error = exc.response.get("error") if exc.response is not None else None
-        return f"Slack refused the message ({error or 'unknown error'}).", None
+        return f"Slack refused the message ({slack_error(exc)}).", None
     return "Something went wrong on my side.", None
+
+
+def slack_error(e: SlackApiError) -> str:
+    """Slack's error code in a refused call; `UNREADABLE` when the answer was not Slack's JSON.
+
+    On a body that is not JSON (a proxy's error page, a cut-off answer) slack_sdk raises
+    SlackApiError with aiohttp's own response object in `e.response`, which has no `.get()`:
+    reading the code as usual raised AttributeError and crashed the watch check. A reply
+    whose body had no usable `error` (an empty or HTML page) is unreadable as well.
+    """
+    data = getattr(e.response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    return error[:100] if isinstance(error, str) and error else UNREADABLE
 
 
 def log_failure(exc: BaseException, **fields: Any) -> str:

@@ -35,7 +35,7 @@ from bot.flink.errors import FlinkError
 from bot.logs import new_request_id
 from bot.namespaces import NamespacePolicy
 from bot.slack.buttons import ActionValue, parse_action_value
-from bot.slack.errors import checked, refuse_other_channel, refuse_unserved, report_failure
+from bot.slack.errors import checked, refuse_other_channel, refuse_unserved, report_failure, slack_error
 
 log = logging.getLogger("flinkdiag.slack")
 
@@ -320,7 +320,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             try:
                 await client.chat_postMessage(channel=channel, **message.to_slack())
             except SlackApiError as e:
-                error = e.response.get("error")
+                error = slack_error(e)
                 if error in {"not_in_channel", "channel_not_found", "is_archived"}:
                     await respond(
                         **renderer.render_error(

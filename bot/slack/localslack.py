@@ -22,7 +22,9 @@ seconds from the stand-in's clock (strictly increasing), as Slack's are, so `old
 Fault hooks for tests: `on_accepted` runs a test's coroutine after Slack stored a post and before
 it answers (e.g. to kill -9 the bot right then), `accept_then_reset` stores a post and drops the
 connection without answering, `accept_then_stall` stores it and answers only after a delay (past
-the client's timeout).
+the client's timeout), `accept_then_garble` stores it and answers with a body that is not Slack's
+JSON, and `garble_next` answers such a body without storing (a proxy's error page; unverified
+what real Slack or a proxy in front of it sends, so the body is the test's choice).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class _Failure:
     error: str
     status: int = 200
     retry_after: int | None = None
+    body: bytes | None = None  # answer this instead of Slack's JSON
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -90,6 +94,7 @@ class _AfterAccept:
     hook: Callable[[LocalMessage], Awaitable[None]] | None = None
     reset: bool = False
     stall: float = 0.0
+    garble: _Failure | None = None  # answer this body instead of Slack's JSON
 
 
 @dataclass
@@ -116,6 +121,14 @@ _INTERACTIVE_WITH_RESPONSE = {"view_submission", "block_suggestion"}
 
 class _DropConnection(Exception):
     """Raised by a fault hook: close the connection instead of answering."""
+
+
+class _Garbled(Exception):
+    """Raised by a fault hook: answer `failure.body` instead of Slack's JSON."""
+
+    def __init__(self, failure: _Failure) -> None:
+        super().__init__(failure.error)
+        self.failure = failure
 
 
 Listener = Callable[[str, LocalMessage], None]  # ("posted" | "updated" | "deleted", message)
@@ -210,6 +223,25 @@ class LocalSlack:
         self._failures.setdefault(method, []).extend(
             _Failure("ratelimited", 429, retry_after) for _ in range(times)
         )
+
+    def garble_next(
+        self, method: str, body: bytes, *, status: int = 200, content_type: str = "application/json"
+    ) -> None:
+        """The next call of `method` is answered with `body` (not Slack's JSON) and does nothing."""
+        self._failures.setdefault(method, []).append(_Failure("garbled", status, None, body, content_type))
+
+    def accept_then_garble(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        method: str = "chat.postMessage",
+        match: Callable[[LocalMessage], bool] = lambda m: True,
+    ) -> None:
+        """Once: store the next matching post, then answer `body` instead of Slack's JSON."""
+        garble = _Failure("garbled", status, None, body, content_type)
+        self._after_accept.setdefault(method, []).append(_AfterAccept(match, garble=garble))
 
     def on_accepted(
         self,
@@ -385,6 +417,10 @@ class LocalSlack:
         return None
 
     @staticmethod
+    def _garbled(failure: _Failure) -> web.Response:
+        return web.Response(body=failure.body, status=failure.status, content_type=failure.content_type)
+
+    @staticmethod
     def _error(error: str, status: int = 200, retry_after: int | None = None) -> web.Response:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
@@ -392,6 +428,8 @@ class LocalSlack:
     async def _api(self, request: web.Request) -> web.Response:
         try:
             return await self._answer(request)
+        except _Garbled as g:
+            return self._garbled(g.failure)
         except _DropConnection:
             # Accepted, never answered: the client sees its connection reset.
             if request.transport is not None:
@@ -416,6 +454,8 @@ class LocalSlack:
             return self._error("not_allowed_token_type" if known else "invalid_auth")
         failure = self._take_failure(method)
         if failure is not None:
+            if failure.body is not None:
+                return self._garbled(failure)
             return self._error(failure.error, failure.status, failure.retry_after)
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
@@ -503,6 +543,8 @@ class LocalSlack:
             await asyncio.sleep(after.stall)
         if after.reset:
             raise _DropConnection
+        if after.garble is not None:
+            raise _Garbled(after.garble)
 
     def _as_api(self, msg: LocalMessage, *, with_metadata: bool) -> dict[str, Any]:
         """A message object as the Web API returns it (the fields the bot reads)."""

@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.slack.blocks import Message
+from bot.slack.errors import UNREADABLE, slack_error
 from bot.slack.outage_view import checking_again_context, outage_context, outage_over_context
 from bot.watch.model import (
     PAUSING_ERRORS,
@@ -159,8 +160,9 @@ class SlackNotifier:
             cause = e.__cause__
             if isinstance(cause, TimeoutError):
                 raise _Unanswered(type(cause).__name__, timed_out=True) from cause
-            if isinstance(cause, aiohttp.ClientConnectionError):
-                raise _Unanswered(type(cause).__name__, timed_out=False) from cause
+            if isinstance(cause, aiohttp.ClientConnectionError) or str(e) == UNREADABLE:
+                # Sent, and the answer lost or garbled: Slack may have taken it.
+                raise _Unanswered(str(e) or type(cause).__name__, timed_out=False) from cause
             raise
         return str(resp["ts"])
 
@@ -191,7 +193,7 @@ class SlackNotifier:
                 else:
                     resp = await self.web.conversations_history(**args)
             except SlackApiError as e:
-                error = str(e.response.get("error") or "unknown_error")
+                error = slack_error(e)
                 log.warning("history unreadable; posting", extra={"channel": channel, "error": error})
                 return None
             except (aiohttp.ClientError, TimeoutError, ValueError) as e:
@@ -232,7 +234,7 @@ class SlackNotifier:
         try:
             return await method(**kwargs)
         except SlackApiError as e:
-            error = str(e.response.get("error") or "unknown_error")
+            error = slack_error(e)
             if error in PAUSING_ERRORS:
                 raise ChannelUnavailable(error) from e
             raise DeliveryFailed(error) from e
