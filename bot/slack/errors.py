@@ -110,21 +110,16 @@ def log_failure(exc: BaseException, **fields: Any) -> str:
     return ref
 
 
-async def report_failure(
-    exc: BaseException, respond: Respond | None, renderer: Any, *, replace: bool = False, **fields: Any
-) -> None:
-    """Log `exc` and tell the user what happened through `respond` (ephemeral).
-
-    `replace` puts the answer in place of the message the request came from (a command's
-    "Diagnosing…" note); a button's failure leaves the message it was pressed on alone.
-    """
+async def report_failure(exc: BaseException, respond: Respond | None, renderer: Any, **fields: Any) -> None:
+    """Log `exc` and tell the user what happened through `respond` (ephemeral), as a message of
+    its own: a button's failure leaves the message it was pressed on alone."""
     ref = log_failure(exc, **fields)
     if respond is None:
         return
     sentence, hint = describe_failure(exc)
     message = renderer.render_error(sentence, ref=ref, hint=hint)
     try:
-        await checked(respond)(**message.to_slack(), response_type="ephemeral", replace_original=replace)
+        await checked(respond)(**message.to_slack(), response_type="ephemeral", replace_original=False)
     except Exception as e:  # the answer itself failed: the log is all that is left
         log.error("could not deliver the error message", exc_info=e, extra={"ref": ref})
 

@@ -119,15 +119,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def run_after_ack(
         work: Awaitable[None],
         respond: Callable[..., Awaitable[Any]],
-        *,
-        replace: bool = False,
         **log_fields: Any,
     ) -> None:
         deps.tracker.start()
         try:
             await work
         except Exception as exc:
-            await report_failure(exc, respond, renderer, replace=replace, **log_fields)
+            await report_failure(exc, respond, renderer, **log_fields)
         finally:
             deps.tracker.done()
 
@@ -153,8 +151,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         return stored
 
     async def deliver(
-        result: RunResult, respond: Callable[..., Awaitable[Any]], *, share: bool, user: str
+        result: RunResult,
+        respond: Callable[..., Awaitable[Any]],
+        *,
+        share: bool,
+        user: str,
+        replace: bool = False,
     ) -> None:
+        """Answer with the diagnosis. `replace` takes the place of the message a button was on;
+        after a slash command Slack posts a new message whatever is asked (slack.md)."""
         message = renderer.render_diagnosis(
             result.run,
             change=result.change,
@@ -166,7 +171,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await respond(
             **message.to_slack(),
             response_type="in_channel" if share else "ephemeral",
-            replace_original=not share,
+            replace_original=replace,
         )
 
     async def diagnose_cmd(
@@ -181,8 +186,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 result = await deps.diagnoser.diagnose_deployment(who, scope, cmd.ref)
         except Ambiguous as amb:
             await respond(
-                **renderer.render_job_choice(amb.user_message, amb.candidates, share=cmd.share).to_slack(),
-                replace_original=True,
+                **renderer.render_job_choice(amb.user_message, amb.candidates, share=cmd.share).to_slack()
             )
             return
         log.info(
@@ -219,7 +223,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 "region": settings.region,
             },
         )
-        await respond(**message.to_slack(), response_type="ephemeral", replace_original=True)
+        await respond(**message.to_slack(), response_type="ephemeral")
 
     @app.command("/flinkdiag")
     async def on_flinkdiag_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
@@ -247,7 +251,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 **renderer.render_progress(_describe(cmd), share=cmd.share).to_slack(),
                 response_type="ephemeral",
             )
-            await run_after_ack(diagnose_cmd(cmd, command, respond), respond, replace=True, rid=rid)
+            await run_after_ack(diagnose_cmd(cmd, command, respond), respond, rid=rid)
             return
         if isinstance(cmd, DefaultsCommand):
             await ack()
@@ -352,7 +356,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         async def work() -> None:
             refuse_unserved(deps.namespaces, who.team_id, who.channel_id, [target.namespace])
             result = await deps.diagnoser.diagnose_target(who, target)
-            await deliver(result, respond, share=choice.share, user=who.user_id)
+            await deliver(result, respond, share=choice.share, user=who.user_id, replace=not choice.share)
 
         await run_after_ack(work(), respond, deployment_id=target.deployment_id)
 
