@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from watch_helpers import CH, World, risk, tick, watch
 
 import bot.store.db
-from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
+from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Faults, Simulator
 from bot.local import LocalStack
 from bot.slack.driver import SlackDriver
 from bot.slack.localslack import LocalMessage, LocalSlack
@@ -375,3 +375,61 @@ async def test_bot_killed_between_slack_accepting_the_alert_and_recording_it_pos
         await store.close()
         await slack.stop()
         await sim.stop()
+
+
+# --- outage notes (one per watch per outage) are posted once too ----------------------------
+
+
+async def outage_world(ow: World) -> LocalStack:
+    bot = await ow.start_bot()
+    await watch(bot, "orders-etl")
+    ow.set("orders-etl", "LOW")
+    await bot.wiring.sweeper.sweep()
+    ow.sim.faults = Faults(error_rate=1.0, error_kinds=["server_error"])
+    return bot
+
+
+def outage_notes(ow: World) -> list[LocalMessage]:
+    return [m for m in ow.alerts() if "check" in all_text(m)]
+
+
+async def test_outage_note_accepted_then_connection_reset_is_posted_once(ow: World):
+    bot = await outage_world(ow)
+    ow.slack.accept_then_reset(match=tagged)
+    for _ in range(5):
+        await tick(ow, bot)
+    [note] = outage_notes(ow)
+    assert note.metadata and note.metadata["event_type"] == "flinkdiag_note"
+    ow.sim.faults = Faults()
+    ow.slack.accept_then_reset(match=tagged)  # the recovery reply's answer is lost too
+    for _ in range(5):
+        await tick(ow, bot)
+    assert outage_notes(ow) == [note]
+    [again] = ow.replies(note)
+    assert "again" in all_text(again)
+    assert_valid_blocks(ow.posts())
+
+
+async def test_bot_dying_between_slack_taking_the_outage_note_and_recording_it_posts_once(ow: World):
+    # Before: the note was not tagged and never looked for; the next claim, a lease later,
+    # posted it a second time.
+    bot = await outage_world(ow)
+    for _ in range(2):
+        await tick(ow, bot)
+    assert outage_notes(ow) == []
+    ow.clock.advance(seconds=2)
+    sweep = asyncio.ensure_future(bot.wiring.sweeper.sweep())
+
+    async def die(message: LocalMessage) -> None:
+        sweep.cancel()  # the process is gone: nothing after the post runs
+
+    ow.slack.on_accepted(die, match=tagged)
+    with pytest.raises(asyncio.CancelledError):
+        await sweep
+    [note] = outage_notes(ow)
+    await ow.stop_bot(bot)
+    bot = await ow.start_bot()
+    for _ in range(40):  # past the dead replica's claim (60 s) and its targets' lease
+        await tick(ow, bot, seconds=5)
+    assert outage_notes(ow) == [note]
+    assert await anchor_of(bot) is None  # no alert episode: the outage note stands alone

@@ -293,14 +293,26 @@ class SlackNotifier:
         prev = notice.previous
         if notice.action is OutageAction.POST_NOTE:
             message = self.renderer.render("outage", outage_context(notice, now))
-            return await self.post(channel, message, thread_ts=notice.state.thread_ts)
+            return await self.post_once(
+                channel,
+                message,
+                _outage_delivery(notice, "note", now),
+                event_type=NOTE_EVENT,
+                thread_ts=notice.state.thread_ts,
+            )
         if notice.action is OutageAction.EDIT_NOTE and prev.note_ts:
             await self.update(
                 channel, prev.note_ts, self.renderer.render("outage", outage_context(notice, now))
             )
         if notice.action is OutageAction.POST_RECOVERY:
             reply = self.renderer.render("outage", checking_again_context(notice, now))
-            await self.post(channel, reply, thread_ts=prev.thread_ts or prev.note_ts)
+            await self.post_once(
+                channel,
+                reply,
+                _outage_delivery(notice, "recovery", now),
+                event_type=NOTE_EVENT,
+                thread_ts=prev.thread_ts or prev.note_ts,
+            )
             if prev.note_ts:
                 try:
                     await self.update(
@@ -344,6 +356,19 @@ class SlackNotifier:
         ts = await self.post(channel_id, self.renderer.render_report(report))
         metrics.SLACK_POSTS.labels("report").inc()
         return ts
+
+
+def _outage_delivery(notice: OutageNotice, kind: str, now: datetime) -> Delivery:
+    """An outage note or its recovery, tagged, and always looked for before it is posted.
+
+    The key is the outage state's version, which moves only once the outcome is recorded
+    (bot.store.watches.claim_outage), so a replica that dies after Slack took the note leaves
+    the next claim the same key. Such posts are rare (a pair per outage per watch): one history
+    read before each is cheap, and no intent row is needed to know when to look.
+    """
+    return Delivery(
+        key=f"outage:{notice.watch.id}:{notice.version}:{kind}", since=now.timestamp(), retry=True
+    )
 
 
 def _digest_metadata(notices: Sequence[Notice]) -> dict[str, Any]:

@@ -429,8 +429,11 @@ class WatchStore:
         ]
 
     async def claim_outage(self, watch_id: int, version: int, now: float) -> bool:
-        """Compare-and-set on the outage's version, plus a lease while the note is posted: of the
-        replicas (or sweeps) that decided on the same state, exactly one acts."""
+        """A lease on the outage while its note is posted, taken only at the version decided on:
+        of the replicas (or sweeps) that decided on the same state, exactly one acts. The version
+        moves when the outcome is recorded (`finish_outage`), not here: a replica that dies while
+        posting leaves the version as it was, so the next claim posts under the same key and
+        finds the earlier post (bot.slack.notifier)."""
         async with self._sessions.begin() as session:
             res = await session.execute(
                 update(_w)
@@ -440,7 +443,6 @@ class WatchStore:
                     or_(_w.c.outage_lease_until.is_(None), _w.c.outage_lease_until < now),
                 )
                 .values(
-                    outage_version=version + 1,
                     outage_lease_owner=self.owner,
                     outage_lease_until=now + OUTAGE_LEASE_SECONDS,
                 )
@@ -450,7 +452,7 @@ class WatchStore:
     async def finish_outage(self, watch_id: int, state: OutageState | None) -> None:
         values: dict[str, Any] = {"outage_lease_owner": None, "outage_lease_until": None}
         if state is not None:
-            values |= _outage_values(state)
+            values |= _outage_values(state) | {"outage_version": _w.c.outage_version + 1}
         async with self._sessions.begin() as session:
             await session.execute(
                 update(_w).where(_w.c.id == watch_id, _w.c.outage_lease_owner == self.owner).values(**values)

@@ -554,6 +554,7 @@ class Sweeper:
             listed=[by_id[i] for i in d.state.listed if i in by_id],
             error=self._errors.get(w.id),
             recovery_checks=self.recovery_checks,
+            version=view.version,
         )
         try:
             ts = await self.notifier.deliver_outage(notice)

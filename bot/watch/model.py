@@ -120,6 +120,9 @@ class OutageNotice(BaseModel):
     listed: list[WatchTarget]  # the targets `state.listed` names, in its order
     error: str | None = None  # the latest failed check's sentence, when this sweep saw one
     recovery_checks: int = 3
+    # The outage state's version this was decided on: the same until the action is recorded, so
+    # a retry after a crash carries the same key (Slack metadata) and finds the earlier post.
+    version: int = 0
 
 
 class OutageView(BaseModel):
