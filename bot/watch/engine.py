@@ -118,7 +118,7 @@ class Sweeper:
         *,
         now: Callable[[], datetime] | None = None,
         failure_threshold: int = 3,
-        page: int = 100,
+        page: int = 50,
         cheap_first_look: bool = True,
         region: str | None = None,
         storm_limit: int = 5,
