@@ -802,6 +802,7 @@ async def measure_replicas(
             in_flight_at_kill = sum((await world.ask("checks")).values())
             pending = pending[:-1]
         results = list(await asyncio.gather(*pending))
+        extra: list[dict[str, Any]] = []
         first_sweep_s = time.perf_counter() - started
         extra_sweeps, done_at = 0, time.perf_counter()
         if killed_at is not None:
@@ -812,7 +813,7 @@ async def measure_replicas(
                 if all(checks.get(d["deploymentId"], 0) for d in fleet):
                     break
                 await asyncio.sleep(args.tick)
-                results.append(await sweep_on(replicas[0][1]))
+                extra.append(await sweep_on(replicas[0][1]))
                 extra_sweeps += 1
             done_at = time.perf_counter()
         acks_parent.send("stop")
@@ -852,9 +853,7 @@ async def measure_replicas(
         f"{args.latency_ms:g} ms, quota {args.qps:g} calls/s shared, lease {args.lease:g} s"
     )
     print(f"  setup: {n} watches added in {setup_s:.1f} s")
-    for i, r in enumerate(results[:n_rep]):
-        if i >= len(results):
-            break
+    for i, r in enumerate(results):
         growth = r["rss_growth"]
         per = f"{growth / max(1, r['checked']) / 1024:.1f} KiB" if growth is not None else "n/a"
         print(
@@ -862,13 +861,12 @@ async def measure_replicas(
             f"RSS growth {per} per checked; CPU {r['cpu']:.2f} s"
         )
     if args.kill_one:
-        print(f"  replica {n_rep - 1}: killed (SIGKILL) after {in_flight_at_kill} checks had reached the API")
-        after = sum(r["checked"] for r in results[n_rep - 1 :])
+        print(f"  replica {n_rep - 1}: killed (SIGKILL) once {in_flight_at_kill} checks had reached the API")
         took = done_at - (killed_at or done_at)
         print(
-            f"  survivor after its first sweep: {extra_sweeps} more sweeps (tick {args.tick:g} s) checked "
-            f"{after}; every deployment checked {took:.1f} s after the kill (lease + tick = "
-            f"{args.lease + args.tick:g} s)"
+            f"  survivor after its first sweep: {len(extra)} more sweeps (tick {args.tick:g} s) checked "
+            f"{sum(r['checked'] for r in extra)}; every deployment checked {took:.1f} s after the kill "
+            f"(lease + tick = {args.lease + args.tick:g} s)"
         )
     floor = (math.ceil(calls / quota) - 1) * (1 + latency) + latency
     rows = [
