@@ -1,21 +1,32 @@
-"""One watch sweep over N deployments: sweep time against the limiter's bound, memory per watched
-deployment, and the latency of slash-command acks sent while the sweep runs.
+"""One watch sweep over N deployments: sweep time against the limiter's bound, memory per checked
+deployment, the latency of slash-command acks sent while the sweep runs, and (issue 9) how two
+replicas split a sweep and what a replica killed mid-sweep leaves undone.
 
-The simulator (API latency 50 ms) and the Slack-side request sender each run in a child process,
-so the bot's event loop is the only thing measured in this process. Everything is on loopback;
-the database is a SQLite file in a temporary directory, or a scratch PostgreSQL database.
+The simulator (HTTPS with a throwaway CA made by trustme, API latency 50 ms) and the Slack-side
+request sender each run in a child process, so the bot's event loop is the only thing measured
+in this process. Everything is on loopback; the database is a SQLite file in a temporary
+directory, or a scratch PostgreSQL database.
 
     .venv/bin/python bench/sweep.py [--n 2000] [--qps 400] [--db postgresql+asyncpg://…/test]
                                     [--no-gc-freeze] [--profile FILE]
+    .venv/bin/python bench/sweep.py --replicas 2 --db postgresql+asyncpg://postgres@127.0.0.1/test
+    .venv/bin/python bench/sweep.py --kill-one --db postgresql+asyncpg://postgres@127.0.0.1/test
 
 Targets (issue 4): the sweep within 10% of the bound (API calls / calls per second), ack p99 under
 100 ms. Issue 9: at most Q calls in any one-second window, counted by the simulator as calls
-arrive. The limiter lets Q calls leave at once and counts each until its answer is back, then for
-a second, so the "floor" row, (ceil(calls/Q) − 1) × (1 s + latency) + latency, is the best it
-allows.
-Sweep 1 is timed; sweep 2 (same targets, one interval later) runs under tracemalloc for the
-memory figure. The heap is frozen after start-up as `flinkdiag serve` does (bot.app.freeze_heap);
-`--no-gc-freeze` shows the difference: full collections then walk the imported code and stall acks.
+arrive; no deployment checked twice in a sweep; under 4 KiB per checked deployment at the
+sweep's peak. The limiter lets Q calls leave at once and counts each until its answer is back,
+then for a second, so the "floor" row, (ceil(calls/Q) − 1) × (1 s + latency) + latency, is the
+best it allows.
+Single bot: sweep 1 is timed; sweep 2 (same targets, one interval later) runs under tracemalloc
+for the memory figure. The heap is frozen after start-up as `flinkdiag serve` does
+(bot.app.freeze_heap); `--no-gc-freeze` shows the difference: full collections then walk the
+imported code and stall acks.
+`--replicas 2`: two bot processes on one PostgreSQL database (and one Slack, in the simulator's
+process) sweep at the same moment; acks go to the first. `--kill-one`: the same, and the second
+is killed with SIGKILL once a third of the checks are done; the first sweeps every `--tick`
+seconds until every deployment has been checked, which should take at most a lease (`--lease`)
+and a tick after the kill.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import math
 import multiprocessing as mp
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -43,6 +55,7 @@ from typing import Any
 WORKSPACE = "ws-bench"
 ACK_CHANNEL = "CBENCHACK"  # commands come from a channel with no watches: its listing stays small
 TEAM = "TLOCAL"
+DIAGNOSED = 8  # deployments the ack traffic diagnoses (not watched)
 
 
 # --------------------------------------------------------------------------- simulator (child)
@@ -67,24 +80,110 @@ def bench_fleet_data(n: int, namespaces: int, risky_every: int) -> dict[str, Any
         spaces[i % namespaces]["deployments"].append(
             {"name": f"job-{i:05d}", "jobs": [{"status": "RUNNING"}], "diagnosis": diagnosis}
         )
+    # Not watched: what the diagnosis commands of the ack traffic ask about, so that their calls
+    # are not counted as a second check of a watched deployment.
+    for k in range(DIAGNOSED):
+        spaces[k % namespaces]["deployments"].append(
+            {
+                "name": f"diag-{k:02d}",
+                "jobs": [{"status": "RUNNING"}],
+                "diagnosis": {"riskLevel": "RISK_LEVEL_LOW"},
+            }
+        )
     return {"workspaces": [{"id": WORKSPACE, "namespaces": spaces}]}
 
 
-def serve_simulator(fleet: dict[str, Any], latency_ms: float, conn: Any) -> None:
-    """Child process: serve `fleet` with `latency_ms` added to every API call until told to stop."""
+def serve_world(fleet: dict[str, Any], latency_ms: float, chain: str, key: str, conn: Any) -> None:
+    """Child process: serve `fleet` over HTTPS with `latency_ms` added to every API call, and a
+    local Slack the bots share; answer the parent's questions over `conn` until told to stop."""
+    import re
+    import ssl
+    from collections import Counter
+
+    from bot.flink import sim as sim_module
     from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Faults, Fleet, Simulator
+    from bot.slack.localslack import LocalSlack
 
     async def main() -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(chain, key)
         sim = Simulator(
             Fleet.model_validate(fleet),
             access_keys={DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET},
             faults=Faults(latency_ms=latency_ms),
         )
-        conn.send(await sim.start(host="127.0.0.1", port=0))
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        checks: Counter[str] = Counter()  # ListJobs per deployment: every check starts with one
+        list_jobs = sim_module._OPERATIONS["ListJobs"]
+
+        # The bench's own counter, wrapped around the simulator's operation (after the gateway's
+        # checks, so only answered calls count), not a feature of the simulator.
+        def counted(self: Any, request: Any, *rest: Any) -> Any:
+            checks[request.query.get("deploymentId", "")] += 1
+            return list_jobs(self, request, *rest)
+
+        sim_module._OPERATIONS["ListJobs"] = counted
+        slack = LocalSlack()
+        await slack.start()
+        sim_url = await sim.start(host="127.0.0.1", port=0, ssl_context=ctx)
+        names = re.compile(r"job-\d{5}")
+        conn.send((sim_url, slack.api_url, slack.bot_token))
+        loop = asyncio.get_running_loop()
+        while True:
+            what, arg = await loop.run_in_executor(None, conn.recv)
+            if what == "stop":
+                break
+            if what == "checks":
+                conn.send(dict(checks))
+            elif what == "reset":
+                checks.clear()
+                sim.busiest_second.reset()
+                conn.send(None)
+            elif what == "busiest":
+                conn.send(sim.busiest_second.most)
+            elif what == "urls":
+                conn.send([slack.new_response_url(ACK_CHANNEL, "UBENCH") for _ in range(arg)])
+            elif what == "posts":
+                # top-level posts per deployment named in them (a storm digest names several)
+                named: Counter[str] = Counter()
+                for channel in {m.channel for m in slack.messages}:
+                    for m in slack.channel_messages(channel, include_ephemeral=False):
+                        if m.thread_ts is None and channel != ACK_CHANNEL:
+                            named.update(set(names.findall(str(m.text) + str(m.blocks))))
+                conn.send(dict(named))
         await sim.stop()
+        await slack.stop()
 
     asyncio.run(main())
+
+
+class World:
+    """The parent's end of the world child's pipe."""
+
+    def __init__(self, conn: Any, slack: tuple[str, str]) -> None:
+        self.conn, self.slack = conn, slack
+        self._lock: asyncio.Lock | None = None
+
+    async def ask(self, what: str, arg: Any = None) -> Any:
+        if what == "slack":
+            return self.slack
+        if self._lock is None:
+            self._lock = asyncio.Lock()  # made in the running loop
+        async with self._lock:
+            self.conn.send((what, arg))
+            return await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
+
+
+def make_certs(tmp: Path) -> tuple[str, str, str]:
+    """A throwaway CA and a certificate for 127.0.0.1: (CA file, server chain, server key)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, chain, key = tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    return str(ca_file), str(chain), str(key)
 
 
 # --------------------------------------------------------------------------- Slack side (child)
@@ -103,7 +202,9 @@ class _ResponseUrls:
         return url
 
 
-def send_commands(events_url: str, signing_secret: str, urls: list[str], every: float, conn: Any) -> None:
+def send_commands(
+    events_url: str, signing_secret: str, urls: list[str], every: float, diagnose: list[str], conn: Any
+) -> None:
     """Child process: on "start", send a signed slash command every `every` s (open loop, so a slow
     ack does not delay the next send) until "stop"; answer with (text, status, latency s, sent at s)
     per command.
@@ -131,8 +232,10 @@ def send_commands(events_url: str, signing_secret: str, urls: list[str], every: 
         i = 0
         next_at = time.perf_counter()
         while not stop.done():
-            # Every fourth command lists the channel's watches (empty ack, DB work after it).
-            task = asyncio.create_task(one("watches" if i % 4 == 3 else "help"))
+            # Of every four commands: one asks for a diagnosis (API calls after the ack, under the
+            # same quota as the sweep), one lists the channel's watches (DB work after the ack).
+            text = ("help", diagnose[i // 4 % len(diagnose)], "help", "watches")[i % 4]
+            task = asyncio.create_task(one(text))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             i += 1
@@ -261,10 +364,23 @@ class Acks:
 # --------------------------------------------------------------------------- the run
 
 
-async def busiest_second(session: Any, sim_url: str) -> int:
-    """The most API calls the simulator saw arrive in any one second since the last read (it resets)."""
-    async with session.delete(f"{sim_url}/_sim/busiest-second") as resp:
-        return int((await resp.json())["calls"])
+def http_session(ca_file: str) -> Any:
+    """A session for the simulator's control API (HTTPS, our CA)."""
+    import ssl
+
+    import aiohttp
+
+    ctx = ssl.create_default_context(cafile=ca_file)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
+
+
+def diagnose_commands(args: argparse.Namespace) -> list[str]:
+    """Diagnosis commands for the ack traffic, about deployments no watch checks."""
+    return [f"deployment diag-{k:02d} --namespace bench-{k % args.namespaces}" for k in range(DIAGNOSED)]
+
+
+def watched(listing: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in listing["deployments"] if d["name"].startswith("job-")]
 
 
 async def sim_calls(session: Any, sim_url: str) -> dict[str, int]:
@@ -301,6 +417,7 @@ class Measured:
     setup_s: float
     calls: dict[str, int]  # API calls of sweep 1, per action
     busiest: int  # most calls in any one second of sweep 1, at the simulator
+    twice: int  # deployments checked more than once in sweep 1
     result: Any  # SweepResult of sweep 1
     result2: Any  # SweepResult of sweep 2 (under tracemalloc)
     traced_peak: int  # bytes, sweep 2
@@ -320,19 +437,20 @@ class Measured:
         ratio = result.seconds / bound
         calls_text = ", ".join(f"{k} {v}" for k, v in sorted(self.calls.items()))
         growth = sampled.rss_growth
-        rss_text = f"{growth / n / 1024:7.1f} KiB" if growth is not None else "    n/a"
+        checked = max(1, result.checked)
+        rss_text = f"{growth / checked / 1024:7.1f} KiB" if growth is not None else "    n/a"
         gcs = sampled.full_gcs
         per_ack_cpu = self.idle.cpu / max(1, len(self.idle_acks.latencies))
 
         print(
-            f"sweep of {n} watched deployments: {db_label}, API latency {args.latency_ms:g} ms, "
+            f"sweep of {n} watched deployments: {db_label}, HTTPS, API latency {args.latency_ms:g} ms, "
             f"limiter {args.qps:g} calls/s and {args.concurrency} concurrent"
         )
         print(f"  setup: {n} watches added in {self.setup_s:.1f} s")
         print(f"  API calls in the sweep: {total_calls} ({calls_text})")
         print(
-            f"  outcome: {result.checked} checked, {result.delivered} posted, {result.failures} failed; "
-            + ", ".join(f"{k} {v}" for k, v in sorted(result.reasons.items()))
+            f"  outcome: {result.checked} checked ({self.twice} of them twice), {result.delivered} posted, "
+            f"{result.failures} failed; " + ", ".join(f"{k} {v}" for k, v in sorted(result.reasons.items()))
         )
         print()
         rows = [
@@ -344,16 +462,17 @@ class Measured:
                 f"{floor:7.2f} s   ratio {result.seconds / floor:5.2f}",
             ),
             ("busiest one-second window", f"{self.busiest:7d} calls   Q {args.qps:g}   (at the simulator)"),
-            ("memory per deployment, RSS growth", f"{rss_text}   (sweep 1, peak - start)"),
+            ("memory per checked deployment, RSS growth", f"{rss_text}   (sweep 1, peak - start)"),
             (
-                "memory per deployment, tracemalloc peak",
-                f"{self.traced_peak / n / 1024:7.1f} KiB   (sweep 2, {self.result2.checked} checked "
+                "memory per checked deployment, tracemalloc peak",
+                f"{self.traced_peak / max(1, self.result2.checked) / 1024:7.1f} KiB   (sweep 2, "
+                f"{self.result2.checked} checked "
                 f"in {self.result2.seconds:.2f} s under tracemalloc)",
             ),
             (
                 "bot process CPU during the sweep",
                 f"{sampled.cpu:7.2f} s   ({sampled.cpu / sampled.wall:.0%} of one core; "
-                f"{sampled.cpu / n * 1000:.2f} ms per deployment, acks included)",
+                f"{sampled.cpu / checked * 1000:.2f} ms per checked deployment, acks included)",
             ),
             ("event loop lag during the sweep", sampled.lag_row()),
             (
@@ -374,18 +493,28 @@ class Measured:
         ok_sweep = ratio <= 1.10
         ok_ack = p99 < 0.100 and acks.failed == 0
         ok_quota = self.busiest <= args.qps
+        ok_memory = self.traced_peak / max(1, self.result2.checked) < 4096
+        ok_all = result.checked == n and self.twice == 0
         print(f"  verdict: sweep {'PASS' if ok_sweep else 'FAIL'} ({ratio:.2f} x calls/Q; target <= 1.10)")
         print(
             f"  verdict: quota {'PASS' if ok_quota else 'FAIL'} ({self.busiest} calls in the busiest second; "
             f"target <= Q = {args.qps:g})"
         )
         print(f"  verdict: ack p99 {'PASS' if ok_ack else 'FAIL'} ({p99 * 1000:.1f} ms; target < 100 ms)")
+        print(
+            f"  verdict: memory {'PASS' if ok_memory else 'FAIL'} "
+            f"({self.traced_peak / max(1, self.result2.checked) / 1024:.1f} KiB per checked; target < 4 KiB)"
+        )
+        print(
+            f"  verdict: coverage {'PASS' if ok_all else 'FAIL'} "
+            f"({result.checked} of {n} checked, {self.twice} twice)"
+        )
 
 
-async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measured:
+async def measure(
+    args: argparse.Namespace, world: World, sim_url: str, ca_file: str, db_url: str
+) -> Measured:
     """Start the bot on `db_url`, add the watches, then time the sweeps and the acks."""
-    import aiohttp
-
     from bot.app import freeze_heap
     from bot.config import Settings
     from bot.flink.credentials import StaticCredentials
@@ -404,6 +533,8 @@ async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measur
         max_concurrency=args.concurrency,
         max_retries=1,
         request_timeout=10.0,
+        ca_file=ca_file,
+        namespaces=[f"bench-{k}" for k in range(args.namespaces)],  # the allow-list: every one
     )
     stack = await LocalStack.start(
         settings,
@@ -425,14 +556,15 @@ async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measur
             stack.settings.slack_signing_secret.get_secret_value(),
             urls,
             args.ack_every,
+            diagnose_commands(args),
             acks_child,
         ),
         daemon=True,
     )
     sender.start()
     try:
-        async with aiohttp.ClientSession() as http:
-            fleet = (await (await http.get(f"{sim_url}/_sim/fleet")).json())["deployments"]
+        async with http_session(ca_file) as http:
+            fleet = watched(await (await http.get(f"{sim_url}/_sim/fleet")).json())
             t0 = time.perf_counter()
             due = (clock() - timedelta(hours=1)).timestamp()
             for k, d in enumerate(fleet):
@@ -471,7 +603,7 @@ async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measur
 
             # Sweep 1: the measured one (no tracemalloc: it slows allocation-heavy code 2-3x).
             before = await sim_calls(http, sim_url)
-            await busiest_second(http, sim_url)  # start counting afresh: the sweep alone
+            await world.ask("reset")  # start counting afresh: the sweep alone
             profiler = cProfile.Profile() if args.profile else None
             async with Sampler() as sampled:
                 if profiler is not None:
@@ -483,7 +615,9 @@ async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measur
                         profiler.disable()
                         profiler.dump_stats(args.profile)
             after = await sim_calls(http, sim_url)
-            busiest = await busiest_second(http, sim_url)
+            busiest = await world.ask("busiest")
+            checks = await world.ask("checks")
+            twice = sum(checks.get(d["deploymentId"], 0) > 1 for d in fleet)
             calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             calls = {k: v for k, v in calls.items() if v}
 
@@ -508,6 +642,7 @@ async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measur
         setup_s=setup_s,
         calls=calls,
         busiest=busiest,
+        twice=twice,
         result=result,
         result2=result2,
         traced_peak=peak - base,
@@ -518,7 +653,250 @@ async def measure(args: argparse.Namespace, sim_url: str, db_url: str) -> Measur
     )
 
 
-async def run(args: argparse.Namespace, sim_url: str, tmp: Path) -> None:
+# --------------------------------------------------------------------------- replicas (issue 9)
+
+
+class _SharedSlack:
+    """What LocalStack needs of a LocalSlack running in another process (the world child)."""
+
+    def __init__(self, api_url: str, bot_token: str) -> None:
+        self.api_url, self.bot_token = api_url, bot_token
+
+    def new_response_url(self, channel: str, user: str, message: Any = None) -> str:
+        raise NotImplementedError("the ack sender has its response URLs from the world child")
+
+    async def stop(self) -> None:
+        return None
+
+
+def run_replica(
+    settings_kw: dict[str, Any], db_url: str, slack: tuple[str, str], lease: float, log: str, conn: Any
+) -> None:
+    """Child process: one bot on the shared database; sweeps when told, answers with its counts."""
+
+    async def main(log_file: Any) -> None:
+        from bot.app import freeze_heap
+        from bot.config import Settings
+        from bot.flink.credentials import StaticCredentials
+        from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+        from bot.local import LocalStack
+        from bot.logs import setup_logging
+
+        setup_logging("INFO", "kv", stream=log_file)
+        stack = await LocalStack.start(
+            Settings(**settings_kw),
+            start_sim=False,
+            database_url=db_url,
+            credentials=StaticCredentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+            slack=_SharedSlack(*slack),  # type: ignore[arg-type]
+        )
+        stack.store.watches.lease_seconds = lease
+        freeze_heap()
+        loop = asyncio.get_running_loop()
+        conn.send((stack.events_url, stack.settings.slack_signing_secret.get_secret_value()))
+        try:
+            while (await loop.run_in_executor(None, conn.recv)) == "sweep":
+                async with Sampler() as sampled:
+                    r = await stack.wiring.sweeper.sweep()
+                conn.send(
+                    {
+                        "checked": r.checked,
+                        "delivered": r.delivered,
+                        "failures": r.failures,
+                        "seconds": r.seconds,
+                        "rss_growth": sampled.rss_growth,
+                        "cpu": sampled.cpu,
+                    }
+                )
+        finally:
+            await stack.aclose()
+
+    with open(log, "w", encoding="utf-8") as log_file:
+        asyncio.run(main(log_file))
+
+
+async def measure_replicas(
+    args: argparse.Namespace, world: World, sim_url: str, ca_file: str, db_url: str, tmp: Path
+) -> None:
+    from bot.store import Store
+
+    n_rep = max(2, args.replicas)
+    loop = asyncio.get_running_loop()
+    async with http_session(ca_file) as http:
+        fleet = watched(await (await http.get(f"{sim_url}/_sim/fleet")).json())
+    store = await Store.open(db_url)
+    t0 = time.perf_counter()
+    try:
+        due = (datetime.now(UTC) - timedelta(hours=1)).timestamp()
+        for k, d in enumerate(fleet):
+            await store.watches.add_watch(
+                team_id=TEAM,
+                channel_id=f"C{k % args.channels:04d}",
+                kind="deployment",
+                workspace=d["workspace"],
+                namespace=d["namespace"],
+                deployment_id=d["deploymentId"],
+                deployment_name=d["name"],
+                min_risk="RISK_LEVEL_MID",
+                interval_seconds=args.interval,
+                created_by="UBENCH",
+                now=due,
+            )
+    finally:
+        await store.close()
+    setup_s = time.perf_counter() - t0
+    api_url, token = await world.ask("slack")
+    settings_kw = {
+        "endpoint": sim_url,
+        "workspace": WORKSPACE,
+        "max_calls_per_second": args.qps,
+        "max_concurrency": args.concurrency,
+        "max_retries": 1,
+        "request_timeout": 10.0,
+        "ca_file": ca_file,
+        "namespaces": [f"bench-{k}" for k in range(args.namespaces)],
+    }
+    ctx = mp.get_context("spawn")
+    replicas: list[tuple[Any, Any]] = []
+    for i in range(n_rep):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=run_replica,
+            args=(settings_kw, db_url, (api_url, token), args.lease, str(tmp / f"bot-{i}.log"), child),
+            daemon=True,
+        )
+        proc.start()
+        replicas.append((proc, parent))
+    acks_parent, acks_child = ctx.Pipe()
+    sender: Any = None
+    try:
+        events_url, secret = await loop.run_in_executor(None, replicas[0][1].recv)
+        for _, conn in replicas[1:]:
+            await loop.run_in_executor(None, conn.recv)
+        urls = await world.ask("urls", 2000)
+        sender = ctx.Process(
+            target=send_commands,
+            args=(events_url, secret, urls, args.ack_every, diagnose_commands(args), acks_child),
+            daemon=True,
+        )
+        sender.start()
+        await loop.run_in_executor(None, acks_parent.recv)  # "ready"
+        await world.ask("reset")
+        async with http_session(ca_file) as http:
+            calls_before = await sim_calls(http, sim_url)
+
+        def sweep_on(conn: Any) -> Any:
+            conn.send("sweep")
+            return loop.run_in_executor(None, conn.recv)
+
+        acks_parent.send("start")
+        started = time.perf_counter()
+        pending = [sweep_on(conn) for _, conn in replicas]
+        killed_at: float | None = None
+        in_flight_at_kill = 0
+        if args.kill_one:
+            while sum((await world.ask("checks")).values()) < len(fleet) // 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            os.kill(replicas[-1][0].pid, signal.SIGKILL)
+            killed_at = time.perf_counter()
+            in_flight_at_kill = sum((await world.ask("checks")).values())
+            pending = pending[:-1]
+        results = list(await asyncio.gather(*pending))
+        extra: list[dict[str, Any]] = []
+        first_sweep_s = time.perf_counter() - started
+        extra_sweeps, done_at = 0, time.perf_counter()
+        if killed_at is not None:
+            # The survivor ticks as the scheduler would until every deployment has been checked.
+            deadline = killed_at + args.lease + 5 * args.tick
+            while time.perf_counter() < deadline:
+                checks = await world.ask("checks")
+                if all(checks.get(d["deploymentId"], 0) for d in fleet):
+                    break
+                await asyncio.sleep(args.tick)
+                extra.append(await sweep_on(replicas[0][1]))
+                extra_sweeps += 1
+            done_at = time.perf_counter()
+        acks_parent.send("stop")
+        acks = Acks.of(await loop.run_in_executor(None, acks_parent.recv))
+        busiest = await world.ask("busiest")
+        checks = await world.ask("checks")
+        posts = await world.ask("posts")
+        async with http_session(ca_file) as http:
+            calls_after = await sim_calls(http, sim_url)
+    finally:
+        acks_parent.send("quit")
+        for proc, conn in replicas:
+            if proc.is_alive():
+                with contextlib.suppress(OSError):
+                    conn.send("stop")
+        for proc, _ in replicas:
+            proc.join(15)
+            if proc.is_alive():
+                proc.terminate()
+        if sender is not None:
+            sender.join(10)
+            if sender.is_alive():
+                sender.terminate()
+
+    n = len(fleet)
+    ids = [d["deploymentId"] for d in fleet]
+    missed = sum(checks.get(i, 0) == 0 for i in ids)
+    twice = sum(checks.get(i, 0) > 1 for i in ids)
+    posted_twice = sum(c > 1 for c in posts.values())
+    calls = sum(calls_after.values()) - sum(calls_before.values())  # every API call, acks' included
+    latency = args.latency_ms / 1000
+    quota = max(1, math.floor(args.qps))
+    p99 = quantile(acks.latencies, 0.99) if acks.latencies else float("inf")
+    mode = "--kill-one" if args.kill_one else f"--replicas {n_rep}"
+    print(
+        f"{mode}: {n} watched deployments, {n_rep} bot processes on PostgreSQL, HTTPS, API latency "
+        f"{args.latency_ms:g} ms, quota {args.qps:g} calls/s shared, lease {args.lease:g} s"
+    )
+    print(f"  setup: {n} watches added in {setup_s:.1f} s")
+    for i, r in enumerate(results):
+        growth = r["rss_growth"]
+        per = f"{growth / max(1, r['checked']) / 1024:.1f} KiB" if growth is not None else "n/a"
+        print(
+            f"  replica {i}: {r['checked']:6d} checked in {r['seconds']:6.2f} s, {r['delivered']} posted; "
+            f"RSS growth {per} per checked; CPU {r['cpu']:.2f} s"
+        )
+    if args.kill_one:
+        print(f"  replica {n_rep - 1}: killed (SIGKILL) once {in_flight_at_kill} checks had reached the API")
+        took = done_at - (killed_at or done_at)
+        print(
+            f"  survivor after its first sweep: {len(extra)} more sweeps (tick {args.tick:g} s) checked "
+            f"{sum(r['checked'] for r in extra)}; every deployment checked {took:.1f} s after the kill "
+            f"(lease + tick = {args.lease + args.tick:g} s)"
+        )
+    floor = (math.ceil(calls / quota) - 1) * (1 + latency) + latency
+    rows = [
+        (
+            "first sweep, both replicas",
+            f"{first_sweep_s:7.2f} s   floor {floor:.2f} s   ratio {first_sweep_s / floor:5.2f}",
+        ),
+        ("API calls at the simulator", f"{calls:7d}   (the ack traffic's diagnoses included)"),
+        ("busiest one-second window, all replicas", f"{busiest:7d} calls   Q {args.qps:g}"),
+        ("deployments never checked", f"{missed:7d}"),
+        ("deployments checked twice", f"{twice:7d}"),
+        ("deployments posted about twice", f"{posted_twice:7d}   ({len(posts)} posted about)"),
+        ("acks during the sweep (replica 0)", acks.row()),
+    ]
+    for label, value in rows:
+        print(f"  {label:<42} {value}")
+    print()
+    print(
+        f"  verdict: quota {'PASS' if busiest <= args.qps else 'FAIL'} ({busiest} in the busiest second; Q {args.qps:g})"
+    )
+    print(f"  verdict: nothing missed {'PASS' if missed == 0 else 'FAIL'} ({missed})")
+    note = " (a check in flight at the kill is redone: one lease)" if args.kill_one else ""
+    print(f"  verdict: checked twice {'PASS' if twice == 0 else 'see'} ({twice}){note}")
+    print(f"  verdict: posted twice {'PASS' if posted_twice == 0 else 'FAIL'} ({posted_twice})")
+    print(
+        f"  verdict: ack p99 {'PASS' if p99 < 0.05 and acks.failed == 0 else 'FAIL'} ({p99 * 1000:.1f} ms; goal < 50 ms)"
+    )
+
+
+async def run(args: argparse.Namespace, world: World, sim_url: str, ca_file: str, tmp: Path) -> None:
     from bot.logs import setup_logging
 
     # Logged as in production (INFO, key=value), into a file rather than the terminal.
@@ -533,13 +911,19 @@ async def run(args: argparse.Namespace, sim_url: str, tmp: Path) -> None:
             db_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
             db_label = "SQLite file"
         try:
-            measured = await measure(args, sim_url, db_url)
+            if args.replicas > 1:
+                await measure_replicas(args, world, sim_url, ca_file, db_url, tmp)
+                return
+            measured = await measure(args, world, sim_url, ca_file, db_url)
         finally:
             if drop_db is not None:
                 await drop_db()
     with log_path.open(encoding="utf-8") as f:
-        log_lines = sum(1 for _ in f)
-    measured.report(args, db_label, log_lines)
+        lines = f.readlines()
+    if not measured.calls:
+        print("no API calls in the sweep; the bot's last log lines:", *lines[-15:], sep="\n")
+        return
+    measured.report(args, db_label, len(lines))
 
 
 def main() -> None:
@@ -572,26 +956,36 @@ def main() -> None:
     )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--profile", help="write a cProfile of sweep 1 here (it slows the sweep down)")
+    parser.add_argument("--replicas", type=int, default=1, help="bot processes sharing PostgreSQL (2)")
+    parser.add_argument("--kill-one", action="store_true", help="two replicas; SIGKILL one mid-sweep")
+    parser.add_argument("--lease", type=float, default=10.0, help="check lease with replicas, s (default 10)")
+    parser.add_argument("--tick", type=float, default=2.0, help="survivor's sweep tick with --kill-one, s")
     args = parser.parse_args()
     if args.n < 1 or args.qps <= 0:
         parser.error("--n and --qps must be positive")
+    if args.kill_one:
+        args.replicas = max(2, args.replicas)
+    if args.replicas > 1 and not args.db:
+        parser.error("--replicas and --kill-one need --db (PostgreSQL): SQLite is one process")
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     fleet = bench_fleet_data(args.n, args.namespaces, args.risky_every)
-    proc = ctx.Process(target=serve_simulator, args=(fleet, args.latency_ms, child), daemon=True)
-    proc.start()
-    try:
-        if not parent.poll(60):
-            raise SystemExit("simulator did not start within 60 s")
-        sim_url = parent.recv()
-        with tempfile.TemporaryDirectory(prefix="flinkdiag-bench-") as tmp:
-            asyncio.run(run(args, sim_url, Path(tmp)))
-    finally:
-        parent.send("stop")
-        proc.join(10)
-        if proc.is_alive():
-            proc.terminate()
+    with tempfile.TemporaryDirectory(prefix="flinkdiag-bench-") as tmp:
+        ca_file, chain, key = make_certs(Path(tmp))
+        proc = ctx.Process(target=serve_world, args=(fleet, args.latency_ms, chain, key, child), daemon=True)
+        proc.start()
+        try:
+            if not parent.poll(60):
+                raise SystemExit("simulator did not start within 60 s")
+            sim_url, api_url, token = parent.recv()
+            world = World(parent, slack=(api_url, token))
+            asyncio.run(run(args, world, sim_url, ca_file, Path(tmp)))
+        finally:
+            parent.send(("stop", None))
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
     sys.stdout.flush()
 
 

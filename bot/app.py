@@ -187,6 +187,9 @@ def build(
         recovery_checks=settings.outage_recovery_checks,
         deliveries=store.deliveries,
         namespace_allowed=namespaces.allows,
+        # A check waiting for the limiter still holds its claim: a replica holding no more than
+        # it can soon run leaves the rest of the sweep to the others (issue 9).
+        concurrency=max(16, 2 * settings.max_concurrency),
     )
     scheduler = WatchScheduler(sweeper, watch, notifier, tick_seconds=settings.sweep_tick_seconds)
     return Wiring(

@@ -351,7 +351,8 @@ async def test_bot_killed_between_slack_accepting_the_alert_and_recording_it_pos
 
         # The dead bot's lease on the check runs out (a real minute or two: skipped here).
         async with store.engine.begin() as conn:
-            await conn.execute(text("UPDATE watch_targets SET lease_until = 0"))
+            # (while leased, a target is next due when its lease ends: bot.store.watches)
+            await conn.execute(text("UPDATE watch_targets SET lease_until = 0, next_check_at = 0"))
         second = await _serve(tmp_path, env, "second")
         procs.append(second)
 

@@ -150,6 +150,8 @@ class WatchTargetRow(Base):
     next_check_at: Mapped[float] = mapped_column(Float)
     lease_owner: Mapped[str | None]
     lease_until: Mapped[float | None] = mapped_column(Float)
+    # when the lease holder claimed it: its record sets the next check one interval later (0008)
+    claimed_at: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("watch_id", "deployment_id"),

@@ -4,11 +4,17 @@ Scheduling columns are epoch seconds (float) so "due" arithmetic (`now + interva
 on both engines. Work is handed out by atomic claims, so replicas sharing one database never
 take the same check or report:
 
-* a target is claimed by one UPDATE … WHERE due AND not leased … RETURNING; on PostgreSQL the
-  due rows are picked FOR UPDATE SKIP LOCKED (a concurrent claim takes the next batch) and the
-  WHERE is re-checked on rows another transaction just changed; SQLite serialises writers
-  (BEGIN IMMEDIATE), so a second replica finds the claimed rows no longer due. The lease covers
-  a check that outlives its interval; a record (`record_checks`) only lands for the lease holder.
+* targets are claimed a page at a time by one UPDATE … WHERE due AND not leased … RETURNING; on
+  PostgreSQL the due rows are picked FOR UPDATE SKIP LOCKED (a concurrent claim takes the next
+  page) and the WHERE is re-checked on rows another transaction just changed; SQLite serialises
+  writers (BEGIN IMMEDIATE), so a second replica finds the claimed rows no longer due. Small
+  pages are what let replicas work through one sweep side by side.
+* while leased, a target's `next_check_at` is its lease's end: a replica that dies mid-check
+  leaves the target due again one lease later (not one interval later, which would skip a
+  check). The holder renews the lease while the check runs (`renew_leases`), so a slow check is
+  never taken over; the record (`record_checks`) lands only for the lease holder and sets the
+  next check one interval after the claim (`claimed_at`), so a long sweep never checks a
+  deployment twice in one interval.
 * a report is claimed by compare-and-set on its `next_due_at`.
 """
 
@@ -19,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, null, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,8 +57,12 @@ _RECORD = (
         anchor_shared=bindparam("b_anchor_shared"),
         job_id=bindparam("b_job_id"),
         top_symptom=bindparam("b_top_symptom"),
+        # one interval after the claim; a row claimed before 0008 has no claimed_at and keeps the
+        # next_check_at its claim set
+        next_check_at=func.coalesce(_t.c.claimed_at + _t.c.interval_seconds, _t.c.next_check_at),
         lease_owner=None,
         lease_until=None,
+        claimed_at=None,
     )
 )
 
@@ -298,13 +308,21 @@ class WatchStore:
             **columns, state=_state(m), muted=bool(m["muted"]), anchor_shared=bool(m["anchor_shared"])
         )
 
-    async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]:
-        """Take every due, unleased target of an unpaused watch (up to `limit`) for this replica."""
+    async def claim_due_targets(
+        self, now: float, limit: int, *, due_by: float | None = None
+    ) -> list[WatchTarget]:
+        """Take up to `limit` targets of unpaused watches that were due by `due_by` (default `now`)
+        and hold no live lease, for this replica, oldest due first.
+
+        A sweep passes its start as `due_by`: what falls due while it runs is the next sweep's, so
+        a sweep longer than an interval still ends.
+        """
+        due_by = now if due_by is None else due_by
         active = select(_w.c.id).where(_w.c.paused_reason.is_(None))
         due = (
             select(_t.c.id)
             .where(
-                _t.c.next_check_at <= now,
+                _t.c.next_check_at <= due_by,
                 _t.c.muted.is_(False),
                 or_(_t.c.lease_until.is_(None), _t.c.lease_until < now),
                 _t.c.watch_id.in_(active),
@@ -324,13 +342,14 @@ class WatchStore:
                         .where(
                             _t.c.id.in_(due.scalar_subquery()),
                             # repeated so PostgreSQL's re-check after a concurrent update excludes it
-                            _t.c.next_check_at <= now,
+                            _t.c.next_check_at <= due_by,
                             or_(_t.c.lease_until.is_(None), _t.c.lease_until < now),
                         )
                         .values(
-                            next_check_at=now + _t.c.interval_seconds,
+                            next_check_at=now + self.lease_seconds,
                             lease_owner=self.owner,
                             lease_until=now + self.lease_seconds,
+                            claimed_at=now,
                         )
                         .returning(_t.c.id)
                     )
@@ -340,8 +359,37 @@ class WatchStore:
             )
             if not claimed:
                 return []
-            rows = await session.execute(self._target_select().where(_t.c.id.in_(claimed)))
+            rows = await session.execute(
+                self._target_select().where(_t.c.id.in_(claimed)).order_by(_t.c.next_check_at, _t.c.id)
+            )
             return [self._target(r._mapping) for r in rows]
+
+    async def renew_leases(self, target_ids: Sequence[int], now: float) -> set[int]:
+        """Extend this replica's leases on `target_ids` (checks still queued or running) to
+        `now` + the lease; returns the ids still held (a lease already taken over is not)."""
+        if not target_ids:
+            return set()
+        ids = sorted(target_ids)
+        async with self._sessions.begin() as session:
+            # Rows locked in id order first, as record_checks does: a renewal and a record of the
+            # same replica, in two transactions at once, must not deadlock.
+            held = list(
+                (
+                    await session.execute(
+                        select(_t.c.id)
+                        .where(_t.c.id.in_(ids), _t.c.lease_owner == self.owner)
+                        .order_by(_t.c.id)
+                        .with_for_update()
+                    )
+                ).scalars()
+            )
+            if held:
+                await session.execute(
+                    update(_t)
+                    .where(_t.c.id.in_(held), _t.c.lease_owner == self.owner)
+                    .values(lease_until=now + self.lease_seconds, next_check_at=now + self.lease_seconds)
+                )
+        return set(held)
 
     async def record_checks(self, records: Sequence[CheckRecord]) -> set[int]:
         """Persist several checks' outcomes in one transaction; returns the target ids that landed.

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -118,7 +118,7 @@ class Sweeper:
         *,
         now: Callable[[], datetime] | None = None,
         failure_threshold: int = 3,
-        batch: int = 5000,
+        page: int = 50,
         cheap_first_look: bool = True,
         region: str | None = None,
         storm_limit: int = 5,
@@ -137,7 +137,9 @@ class Sweeper:
         self.notifier = notifier
         self.now = now or (lambda: datetime.now(UTC))
         self.failure_threshold = failure_threshold
-        self.batch = batch
+        # Targets claimed at a time. Small, so that replicas sweeping at once split the work and
+        # no sweep holds (in memory, and by lease) more than it is about to check.
+        self.page = page
         self.cheap_first_look = cheap_first_look
         self.region = region  # for the alert's console link
         self.storm_limit = storm_limit
@@ -156,7 +158,7 @@ class Sweeper:
         self.namespace_allowed = namespace_allowed or (lambda team, channel, namespace: True)
 
     async def sweep(self) -> SweepResult:
-        """Expand due namespace watches, then check every due target concurrently."""
+        """Expand due namespace watches, then check every target due now, a page of claims at a time."""
         new_request_id("s-")
         started = time.perf_counter()
         result = SweepResult()
@@ -174,70 +176,20 @@ class Sweeper:
                 continue
             await self.repo.sync_namespace_targets(watch, _pairs(deployments), stamp)
             result.expanded += 1
-        targets = [
-            t
-            for t in await self.repo.claim_due_targets(stamp, self.batch)
-            if self.namespace_allowed(t.team_id, t.channel_id, t.namespace)
-        ]
-        recorder = GroupRecorder(self.repo, linger=self.record_linger, max_batch=self.record_batch)
-        gate = StormGate(self.storm_limit)
-
-        outcomes: list[tuple[Decision, bool] | BaseException | None] = [None] * len(targets)
-        queue = iter(enumerate(targets))  # shared: each worker takes the next target
-
-        async def worker() -> None:
-            for i, t in queue:
-                try:
-                    with recorder.running():
-                        outcomes[i] = await self.check(t, now, recorder=recorder, gate=gate)
-                except asyncio.CancelledError as e:
-                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                        raise  # the sweep itself is cancelled
-                    outcomes[i] = e
-                except Exception as e:
-                    outcomes[i] = e
-
-        workers: list[asyncio.Task[None]] = []
+        run = _SweepRun(self, now, result)
         try:
-            for k in range(min(self.concurrency, len(targets))):
-                if k and k % START_CHUNK == 0:
-                    # A check's first step (signing, opening a request) runs as soon as it is
-                    # started: a slash command's ack must not wait behind hundreds of them.
-                    await asyncio.sleep(0)
-                workers.append(asyncio.create_task(worker()))
-            await asyncio.gather(*workers)
+            await run.go()
         finally:
-            for task in workers:
-                task.cancel()  # only those still running: the sweep itself was cancelled
-            await recorder.aclose()
-        await self._finish_digests(gate)
+            await run.recorder.aclose()
+        await self._finish_digests(run.gate)
         try:
-            after = [
-                (t.watch_id, o[0].state if isinstance(o, tuple) else None)
-                for t, o in zip(targets, outcomes, strict=True)
-            ]
-            result.outages = await self.settle_outages(after, now)
+            result.outages = await self.settle_outages(run.touched, run.relevant, now)
         except Exception:
             # The next sweep decides again from the store; checks are recorded either way.
             log.exception("outage notes not settled")
-        for t, outcome in zip(targets, outcomes, strict=True):
-            result.checked += 1
-            if isinstance(outcome, BaseException):
-                metrics.check_done("crashed")
-                log.error("check crashed", exc_info=outcome, extra={"deployment_id": t.deployment_id})
-                continue
-            decision, delivered = outcome
-            result.reasons[decision.reason.value] = result.reasons.get(decision.reason.value, 0) + 1
-            if decision.action is not Action.NONE:
-                if delivered:
-                    result.delivered += 1
-                else:
-                    result.undelivered += 1
-            if decision.state.last_kind == "failure":
-                result.failures += 1
         result.seconds = time.perf_counter() - started
         metrics.sweep_done(result.seconds)
-        if targets:
+        if result.checked:
             log.info(
                 "sweep",
                 extra={
@@ -249,6 +201,26 @@ class Sweeper:
                 },
             )
         return result
+
+    def _tally(
+        self, result: SweepResult, t: WatchTarget, outcome: tuple[Decision, bool] | BaseException
+    ) -> bool:
+        """Count one check into the sweep's result; whether its watch may need an outage note."""
+        result.checked += 1
+        if isinstance(outcome, BaseException):
+            metrics.check_done("crashed")
+            log.error("check crashed", exc_info=outcome, extra={"deployment_id": t.deployment_id})
+            return True  # lost: it may have failed or be proving a recovery
+        decision, delivered = outcome
+        result.reasons[decision.reason.value] = result.reasons.get(decision.reason.value, 0) + 1
+        if decision.action is not Action.NONE:
+            if delivered:
+                result.delivered += 1
+            else:
+                result.undelivered += 1
+        if decision.state.last_kind == "failure":
+            result.failures += 1
+        return self._lately_failed(decision.state)
 
     def _needs_full_diagnosis(self, t: WatchTarget, status_risk: str | None) -> bool:
         """Whether this check needs GetJobDiagnosis, or the job status's own risk level will do.
@@ -498,19 +470,17 @@ class Sweeper:
             await self.repo.record_checks([record])
 
     # ------------------------------------------------------------------ outages
-    async def settle_outages(
-        self, checked: list[tuple[int, TargetState | None]], now: datetime
-    ) -> dict[str, int]:
-        """Decide, for each watch of these checks (watch id, state recorded or None if the check
-        was lost), whether its channel is told about an outage; returns how many watches got
-        each reason."""
-        touched = sorted({w for w, _ in checked})
+    async def settle_outages(self, touched: Set[int], relevant: Set[int], now: datetime) -> dict[str, int]:
+        """Decide, for each watch a sweep checked (`touched`), whether its channel is told about an
+        outage; returns how many watches got each reason.
+
+        `relevant`: the watches with a target that failed lately or is being proven again (a
+        lost check may be either); the store adds those already in an outage. Two sets of
+        watch ids rather than every check's state: a sweep's memory stays bounded by its watches.
+        """
         if not touched:
             return {}
-        # Watches with a target that failed lately or is being proven again (a lost check may
-        # be either); the store adds those already in an outage.
-        relevant = sorted({w for w, s in checked if s is None or self._lately_failed(s)})
-        views = await self.repo.outage_views(touched, relevant)
+        views = await self.repo.outage_views(sorted(touched), sorted(relevant))
         counts: dict[str, int] = {}
         for view in views:
             reason = await self._settle_outage(view, now)
@@ -575,6 +545,106 @@ class Sweeper:
         if not state.open:
             self._errors.pop(w.id, None)
         return d.reason.value
+
+
+class _SweepRun:
+    """One sweep's checks: a feeder claims due targets a page at a time into a bounded queue, a
+    fixed set of workers checks them, and a renewer keeps the leases of every claimed target not
+    yet recorded. Only counters and the ids of what is in flight are kept, never a whole sweep's
+    targets or outcomes, so memory does not grow with the fleet (issue 9)."""
+
+    def __init__(self, sweeper: Sweeper, now: datetime, result: SweepResult) -> None:
+        self.s = sweeper
+        self.now = now
+        self.due_by = now.timestamp()
+        self.result = result
+        self.recorder = GroupRecorder(
+            sweeper.repo, linger=sweeper.record_linger, max_batch=sweeper.record_batch
+        )
+        self.gate = StormGate(sweeper.storm_limit)
+        self.touched: set[int] = set()
+        self.relevant: set[int] = set()
+        # claimed and not yet recorded: at most a page being queued, the queue and the workers
+        self.held: set[int] = set()
+        self.queue: asyncio.Queue[WatchTarget | None] = asyncio.Queue(maxsize=max(1, sweeper.page))
+
+    async def go(self) -> None:
+        s = self.s
+        workers: list[asyncio.Task[None]] = []
+        renewer = asyncio.create_task(self._renew())
+        try:
+            for k in range(max(1, s.concurrency)):
+                if k and k % START_CHUNK == 0:
+                    # A check's first step (signing, opening a request) runs as soon as it is
+                    # started: a slash command's ack must not wait behind hundreds of them.
+                    await asyncio.sleep(0)
+                workers.append(asyncio.create_task(self._work()))
+            try:
+                await self._feed()
+            except Exception:
+                # The store failed between pages: the checks already claimed still run and
+                # record; the rest stay due for the next sweep.
+                log.exception("claiming due checks failed")
+            for _ in workers:
+                await self.queue.put(None)  # each worker stops once the queue is drained
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()  # only those still running: the sweep itself was cancelled
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _feed(self) -> None:
+        s = self.s
+        while True:
+            # The lease starts at the claim (now), the due test at the sweep's start: what falls
+            # due while this sweep runs is left to the next one.
+            page = await s.repo.claim_due_targets(s.now().timestamp(), s.page, due_by=self.due_by)
+            for t in page:
+                if not s.namespace_allowed(t.team_id, t.channel_id, t.namespace):
+                    continue  # not checked, posts nothing; its lease runs out
+                self.held.add(t.id)
+                await self.queue.put(t)
+            if len(page) < s.page:
+                return
+
+    async def _work(self) -> None:
+        s = self.s
+        while (t := await self.queue.get()) is not None:
+            outcome: tuple[Decision, bool] | BaseException
+            try:
+                with self.recorder.running():
+                    outcome = await s.check(t, self.now, recorder=self.recorder, gate=self.gate)
+            except asyncio.CancelledError as e:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # the sweep itself is cancelled
+                outcome = e
+            except Exception as e:
+                outcome = e
+            finally:
+                self.held.discard(t.id)
+            self.touched.add(t.watch_id)
+            if s._tally(self.result, t, outcome):
+                self.relevant.add(t.watch_id)
+
+    async def _renew(self) -> None:
+        """Renew the leases of claimed checks a few times per lease, so a slow check (or one
+        waiting in the queue behind the limiter) is never taken over by another replica."""
+        every = self.s.repo.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            if not self.held:
+                continue
+            ids = list(self.held)
+            try:
+                kept = await self.s.repo.renew_leases(ids, self.s.now().timestamp())
+            except Exception as e:
+                log.warning("leases not renewed", extra={"error": type(e).__name__, "targets": len(ids)})
+                continue
+            lost = len([i for i in ids if i not in kept and i in self.held])
+            if lost:
+                # Their records will be refused: another replica has taken them over.
+                log.warning("leases lost", extra={"targets": lost})
 
 
 def _pairs(deployments: list[Deployment]) -> list[tuple[str, str | None]]:

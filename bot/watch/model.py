@@ -182,7 +182,18 @@ class DeliveryLog(Protocol):
 
 
 class WatchRepo(Protocol):
-    async def claim_due_targets(self, now: float, limit: int) -> list[WatchTarget]: ...
+    lease_seconds: float  # how long a claimed check may run before another replica takes it
+
+    async def claim_due_targets(
+        self, now: float, limit: int, *, due_by: float | None = None
+    ) -> list[WatchTarget]:
+        """A page of targets due by `due_by` (default `now`) with no live lease, leased to this replica."""
+        ...
+
+    async def renew_leases(self, target_ids: Sequence[int], now: float) -> set[int]:
+        """Extend this replica's leases on checks still queued or running; the ids still held."""
+        ...
+
     async def claim_due_namespace_watches(self, now: float) -> list[Watch]: ...
     async def sync_namespace_targets(
         self, watch: Watch, deployments: list[tuple[str, str | None]], now: float
