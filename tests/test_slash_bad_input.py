@@ -38,7 +38,7 @@ def ack_text(reply) -> str:
         ("defaults colour=blue", "use `defaults namespace=N workspace=W`"),
         ("watch pod x", "`watch deployment <name-or-id>`"),
         ("watch deployment x --every 1ms", "is not a duration"),
-        ("watch deployment x --min-risk extreme", "use mid or high"),
+        ("watch deployment x --min-risk extreme", "use mid, high or off"),
         ("report daily 25:00", "is not a time of day"),
         ("report daily 09:00 Mars/Olympus", "is not a time zone"),
     ],

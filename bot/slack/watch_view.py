@@ -160,6 +160,9 @@ def _target_line(t: WatchTarget, now: datetime) -> str:
         emoji, shown = _STATUS_SHOWN[kind]
         if kind == "cannot_check":
             shown = f"cannot check ({_plural(s.failure_streak, 'failure')})"
+        stopped = (s.last_job_status or "").upper()
+        if kind == "no_job" and stopped in STOPPED_STATUSES:
+            shown = f"no running job (job {stopped.lower()}, not a failure)"
         parts.append(shown)
         if kind == "cannot_check" and s.last_observed_risk is not None:
             parts.append(f"last seen {one_line(Risk.parse(s.last_observed_risk).label, 40)}")

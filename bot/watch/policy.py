@@ -139,7 +139,9 @@ def track_success(state: TargetState, obs: JobObservation, incident: IncidentSta
     since = state.checks_since_failure
     update: dict[str, Any] = {
         "incident": incident,
-        "last_kind": "risk" if obs.has_job else "no_job",
+        # A stopped job (CANCELLED, FINISHED) is "no running job", not a failure; a FAILED one
+        # is the incident's business.
+        "last_kind": "risk" if obs.active or obs.status == "FAILED" else "no_job",
         "last_job_status": obs.status if obs.has_job else None,
         "last_checked_at": obs.at,
         "last_success_at": obs.at,
