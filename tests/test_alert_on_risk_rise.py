@@ -313,7 +313,9 @@ async def test_an_alert_storm_shares_one_digest_message(tmp_path):
     clock = Clock()
     settings = make_settings(max_retries=0, alert_storm_limit=3)
     async with running_stack(tmp_path, now=clock, settings=settings) as stack:
-        reply = await stack.driver.command("watch namespace default-namespace --every 2s --failures off", channel=CH)
+        reply = await stack.driver.command(
+            "watch namespace default-namespace --every 2s --failures off", channel=CH
+        )
         assert reply.status == 200
         await stack.settle()
         running = [

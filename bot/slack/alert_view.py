@@ -208,7 +208,12 @@ def _alert_context(notice: Notice, now: datetime) -> dict[str, Any]:
     phrase = one_line(_risk_phrase(risk), 60)
     health_score = _health_of(notice)
     as_of = (run.service_time or run.diagnosed_at) if run is not None else (s.last_checked_at or now)
-    job = notice.job.job_id if notice.job is not None and notice.job.job_id else t.job_id
+    if run is not None:
+        job = run.target.job_id
+    elif notice.job is not None and notice.job.job_id:
+        job = notice.job.job_id
+    else:
+        job = t.job_id
     status_word = notice.job.status if notice.job is not None else s.last_job_status
     watch_text = escape_mrkdwn(conditions_text(t.conditions))
     facts = [
@@ -381,7 +386,8 @@ def _followup_context(notice: Notice, now: datetime, previous_risk: str | None =
     if not lines:
         lines.append((f"{name}: {escape_mrkdwn(notice.reason.value)}", notice.reason.value))
     sentence = cut("\n".join(md for md, _ in lines), 2900)
-    text = cut(escape_mrkdwn(f"{plain}: " + "; ".join(p for _, p in lines)), 2900)
+    # the plain parts are built from escaped pieces (one_line) already
+    text = cut(f"{plain}: " + "; ".join(p for _, p in lines), 2900)
     detail = None
     kinds = {c.kind for c in notice.changes}
     if kinds & {ChangeKind.RISK_RAISED, ChangeKind.RISK_ROSE}:
