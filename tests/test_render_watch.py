@@ -34,8 +34,8 @@ from bot.slack.render import (
     target_value,
     threshold_text,
 )
-from bot.watch.model import Notice, Watch, WatchTarget
 from bot.watch.lifecycle import Action, Change, ChangeKind, Condition, Reason
+from bot.watch.model import Notice, Watch, WatchTarget
 from bot.watch.policy import TargetState
 from bot.watch.report import FleetReport, ReportRow
 
