@@ -256,3 +256,13 @@ async def test_two_replicas_post_each_incident_message_once(shared: World):
     assert len(w.replies(inventory[0])) == 1  # stopped restarting: back to normal
     valid(everything(w))
     assert all(m.thread_ts in (None, *roots) for m in w.posts(CH))
+
+
+def test_watch_options_parse_into_conditions():
+    from bot.commands import parse_command
+
+    c = parse_command("watch deployment x --min-risk off --failures off --restarts 5 --min-health 60")
+    assert (c.min_risk, c.failures, c.restarts, c.min_health) == (None, False, 5, 60)
+    d = parse_command("watch namespace ns")
+    assert (d.min_risk.raw, d.failures, d.restarts, d.min_health) == ("RISK_LEVEL_MID", True, 3, None)
+    assert parse_command("watch deployment x --restarts off --min-health off").restarts is None
