@@ -61,8 +61,11 @@ class WatchCommand(Scoped):
     kind: Literal["watch"] = "watch"
     target_kind: Literal["deployment", "namespace"]
     ref: str
-    min_risk: Risk = MID
+    min_risk: Risk | None = MID  # None: risk alerts off
     every: timedelta | None = None
+    failures: bool = True
+    restarts: int | None = 3  # None: off
+    min_health: int | None = None  # None: off
 
 
 class UnwatchCommand(Scoped):
@@ -218,7 +221,9 @@ def parse_command(text: str, *, min_interval: timedelta | None = None) -> AnyCom
 def _parse_watch(verb: str, rest: list[str], min_interval: timedelta | None) -> WatchCommand | UnwatchCommand:
     usage = f"`{verb} deployment <name-or-id>` or `{verb} namespace <ns>`"
     if verb == "watch":
-        pos, opts = _options(rest, {"namespace", "workspace", "min-risk", "every"})
+        pos, opts = _options(
+            rest, {"namespace", "workspace", "min-risk", "every", "failures", "restarts", "min-health"}
+        )
     else:
         pos, opts = _options(rest, {"namespace", "workspace"})
     if not pos:
@@ -236,14 +241,17 @@ def _parse_watch(verb: str, rest: list[str], min_interval: timedelta | None) -> 
         scope["namespace"] = ref
     if verb == "unwatch":
         return UnwatchCommand(target_kind=kind, ref=ref, **scope)  # type: ignore[arg-type]
-    min_risk = MID
-    if "min-risk" in opts:
+    min_risk: Risk | None = MID
+    if opts.get("min-risk", "").strip().lower() == "off":
+        min_risk = None
+    elif "min-risk" in opts:
         try:
             min_risk = parse_threshold(opts["min-risk"])
         except ValueError:
-            raise UsageError(f"`--min-risk {opts['min-risk'][:20]}`: use mid or high") from None
+            raise UsageError(f"`--min-risk {opts['min-risk'][:20]}`: use mid, high or off") from None
         if min_risk.rank < MID.rank:
-            raise UsageError("`--min-risk low` would alert on every healthy job: use mid or high")
+            raise UsageError("`--min-risk low` would alert on every healthy job: use mid, high or off")
+    conditions = _conditions(opts)
     every = None
     if "every" in opts:
         try:
@@ -259,7 +267,42 @@ def _parse_watch(verb: str, rest: list[str], min_interval: timedelta | None) -> 
                 f"`--every {opts['every']}` is shorter than this bot's floor of "
                 f"{_fmt_duration(min_interval)} (FLINKDIAG_MIN_WATCH_INTERVAL)"
             )
-    return WatchCommand(target_kind=kind, ref=ref, min_risk=min_risk, every=every, **scope)  # type: ignore[arg-type]
+    return WatchCommand(target_kind=kind, ref=ref, min_risk=min_risk, every=every, **conditions, **scope)  # type: ignore[arg-type]
+
+
+def _off(value: str) -> bool:
+    return value.strip().lower() in {"off", "no", "false", "0"}
+
+
+def _conditions(opts: dict[str, str]) -> dict[str, object]:
+    """`--failures on|off`, `--restarts N|off`, `--min-health S|off`."""
+    out: dict[str, object] = {}
+    if "failures" in opts:
+        v = opts["failures"].strip().lower()
+        if v not in {"on", "off", "yes", "no", "true", "false"}:
+            raise UsageError(f"`--failures {opts['failures'][:20]}`: use on or off")
+        out["failures"] = v in {"on", "yes", "true"}
+    if "restarts" in opts:
+        v = opts["restarts"].strip().lower()
+        if v == "off":
+            out["restarts"] = None
+        elif v.isdigit() and 1 <= int(v) <= 1000:
+            out["restarts"] = int(v)
+        else:
+            raise UsageError(
+                f"`--restarts {opts['restarts'][:20]}`: use a number of restarts (1-1000) or off"
+            )
+    if "min-health" in opts:
+        v = opts["min-health"].strip().lower()
+        if v == "off":
+            out["min_health"] = None
+        elif v.isdigit() and 1 <= int(v) <= 100:
+            out["min_health"] = int(v)
+        else:
+            raise UsageError(
+                f"`--min-health {opts['min-health'][:20]}`: use a health score (1-100, e.g. 60) or off"
+            )
+    return out
 
 
 def _parse_report(rest: list[str]) -> ReportCommand:

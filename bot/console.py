@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from typing import Any, TextIO
 
 from bot.config import Settings
@@ -24,7 +25,9 @@ HELP = """Type what you would type in Slack, e.g.
   /flinkdiag deployment orders-etl
   /flinkdiag job <job-id> --share
   /flinkdiag help
-A number presses that button of a message.  `sim fleet` lists the simulated deployments.
+A number presses that button of a message.  `sim fleet` lists the simulated deployments;
+`sim fail <deployment>` fails its current job, `sim restart <deployment>` starts a new one
+(watch it first: the alerts appear while the console waits).
 `quit` leaves."""
 
 
@@ -80,6 +83,9 @@ class Console:
         if line == "sim fleet":
             self._print_fleet()
             return True
+        if line.startswith(("sim fail ", "sim restart ")):
+            self._sim_job(*line.split(maxsplit=2)[1:])
+            return True
         if line.isdigit():
             n = int(line)
             if n not in self.buttons:
@@ -115,6 +121,32 @@ class Console:
         for d in self.stack.sim.fleet_summary():
             job = d["jobId"] or "(no running job)"
             self.print(f"  {d['namespace']:<18} {d['name']:<24} {job}")
+
+    def _sim_job(self, verb: str, name: str) -> None:
+        """`sim fail NAME` / `sim restart NAME`: what the simulator's control API does, by name."""
+        sim = self.stack.sim
+        if sim is None:
+            self.print("No built-in simulator is running (FLINKDIAG_ENDPOINT points elsewhere).")
+            return
+        found = [d for d in sim.fleet_summary() if name in (d["name"], d["deploymentId"])]
+        if not found:
+            self.print(f"No simulated deployment {name!r} (see `sim fleet`).")
+            return
+        dep = found[0]["deploymentId"]
+        try:
+            if verb == "restart":
+                job = sim.restart(dep)
+                self.print(f"Started job {job} of {name} (RUNNING, no restarts).")
+            else:
+                failure = {
+                    "reason": "SimulatedFailure",
+                    "message": "java.lang.RuntimeException: failed on purpose (flinkdiag console)",
+                    "failedAt": int(time.time() * 1000),
+                }
+                job = sim.set_status(dep, {"currentJobStatus": "FAILED", "failure": failure})
+                self.print(f"Job {job} of {name} is FAILED now.")
+        except ValueError as e:
+            self.print(f"Can't: {e}")
 
 
 def _indent(text: str) -> str:

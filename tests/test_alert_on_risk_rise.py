@@ -75,9 +75,9 @@ async def env(tmp_path):
 async def test_rise_confirmed_then_alerted_once_with_buttons(env):
     stack, clock = env
     w = await watch(stack, clock, "orders-etl")
-    assert await w.sequence("LOW", "MID") == ["pending_confirmation", "pending_confirmation"]
+    assert await w.sequence("LOW", "MID") == ["quiet", "quiet"]
     assert w.top_level() == []
-    assert await w.sequence("MID") == ["first_alert"]
+    assert await w.sequence("MID") == ["new_incident"]
     [alert] = w.top_level()
     text = all_text(alert)
     assert "orders-etl" in text and "Mid" in text and "fix Backpressure" in text
@@ -85,6 +85,7 @@ async def test_rise_confirmed_then_alerted_once_with_buttons(env):
         "rerun_alert",
         "snooze_1h",
         "snooze_24h",
+        "snooze_redeploy",
         "unwatch_target",
     ]
     assert await w.sequence("MID", "MID") == ["unchanged", "unchanged"]
@@ -96,7 +97,7 @@ async def test_further_rise_goes_to_the_thread_and_updates_the_alert(env):
     w = await watch(stack, clock, "orders-etl")
     await w.sequence("MID", "MID")
     [alert] = w.top_level()
-    assert await w.sequence("HIGH") == ["further_rise"]
+    assert await w.sequence("HIGH") == ["changed"]
     [reply] = w.replies(alert)
     assert "High" in all_text(reply)
     assert alert.updates == 1 and "High" in all_text(alert)
@@ -109,12 +110,12 @@ async def test_fall_below_threshold_posts_one_back_to_normal(env):
     w = await watch(stack, clock, "orders-etl")
     await w.sequence("HIGH")
     [alert] = w.top_level()
-    assert await w.sequence("LOW") == ["pending_confirmation"]
+    assert await w.sequence("LOW") == ["unchanged"]  # not confirmed yet: the incident stays open
     assert await w.sequence("LOW") == ["back_to_normal"]
     [reply] = w.replies(alert)
     assert "Back to normal" in all_text(reply)
     assert "Back to normal" in all_text(alert)  # the first message shows the current state
-    assert await w.sequence("LOW", "LOW") == ["below_threshold", "below_threshold"]
+    assert await w.sequence("LOW", "LOW") == ["quiet", "quiet"]
     assert len(w.replies(alert)) == 1
     # the next rise opens a new episode: a new top-level alert
     await w.sequence("HIGH")
@@ -132,7 +133,7 @@ async def test_jump_straight_to_high_alerts_at_once(env):
     stack, clock = env
     w = await watch(stack, clock, "orders-etl")
     await w.sequence("LOW", "LOW")
-    assert await w.sequence("HIGH") == ["first_alert"]
+    assert await w.sequence("HIGH") == ["new_incident"]
     assert len(w.top_level()) == 1
 
 
@@ -185,7 +186,7 @@ async def test_failures_are_not_risk_changes(env):
     stack.sim.faults = Faults(error_rate=1.0, error_kinds=["server_error"])
     await w.check()
     stack.sim.faults = Faults()
-    assert await w.sequence("MID") == ["first_alert"]  # the failure did not break "consecutive"
+    assert await w.sequence("MID") == ["new_incident"]  # the failure did not break "consecutive"
 
 
 async def test_deployment_without_running_job_is_reported_not_an_error_storm(env):
@@ -193,7 +194,7 @@ async def test_deployment_without_running_job_is_reported_not_an_error_storm(env
     w = await watch(stack, clock, "notification-dispatcher")
     for _ in range(5):
         result = await w.check()
-        assert result.reasons == {"no_running_job_quiet": 1}
+        assert result.reasons == {"quiet": 1}
     assert w.top_level() == []
     await stack.driver.command("watches", channel=CH)
     await stack.settle()
@@ -227,7 +228,7 @@ async def test_snooze_holds_posts_until_it_expires(env):
     assert await w.sequence("HIGH") == ["snoozed"]
     assert len(w.replies(alert)) == before
     clock.advance(hours=1)
-    assert await w.sequence("HIGH") == ["further_rise"]
+    assert await w.sequence("HIGH") == ["changed"]
     assert len(w.replies(alert)) == before + 1
 
 
@@ -242,7 +243,7 @@ async def test_snooze_24h_and_watches_shows_it(env):
     await stack.settle()
     assert "snoozed" in all_text(stack.slack.channel_messages(CH)[-1]).lower()
     clock.advance(hours=23)
-    assert await w.sequence("LOW", "LOW") == ["pending_confirmation", "snoozed"]
+    assert await w.sequence("LOW", "LOW") == ["unchanged", "snoozed"]
     clock.advance(hours=2)
     assert await w.sequence("LOW") == ["back_to_normal"]
 
@@ -316,7 +317,9 @@ async def test_an_alert_storm_shares_one_digest_message(tmp_path):
     clock = Clock()
     settings = make_settings(max_retries=0, alert_storm_limit=3)
     async with running_stack(tmp_path, now=clock, settings=settings) as stack:
-        reply = await stack.driver.command("watch namespace default-namespace --every 2s", channel=CH)
+        reply = await stack.driver.command(
+            "watch namespace default-namespace --every 2s --failures off", channel=CH
+        )
         assert reply.status == 200
         await stack.settle()
         running = [
@@ -328,7 +331,7 @@ async def test_an_alert_storm_shares_one_digest_message(tmp_path):
         for d in running:
             stack.sim.set_diagnosis(d["deploymentId"], risk("RISK_LEVEL_HIGH", 20, f"OOM in {d['name']}"))
         result = await stack.wiring.sweeper.sweep()
-        assert result.reasons["first_alert"] == 6 and result.delivered == 6
+        assert result.reasons["new_incident"] == 6 and result.delivered == 6
         top = [m for m in stack.slack.channel_messages(CH, include_ephemeral=False) if m.thread_ts is None]
         assert len(top) == 4, "three alerts of their own, one digest for the rest"
         [digest] = [m for m in top if "more deployments" in m.text]

@@ -74,7 +74,7 @@ async def test_alert_accepted_then_connection_reset_is_posted_once(ow: World):
     ow.set("orders-etl", "HIGH")
     ow.slack.accept_then_reset(match=tagged)
     result = await bot.wiring.sweeper.sweep()
-    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    assert result.reasons == {"new_incident": 1} and result.delivered == 1
     [alert] = ow.alerts()
     assert alert.metadata and alert.metadata["event_type"] == "flinkdiag_alert"
     assert ow.slack.calls["conversations.history"] == 1  # looked before posting again: found it
@@ -106,7 +106,7 @@ async def test_alert_accepted_then_answered_with_garbage_is_posted_once(
     ow.set("orders-etl", "HIGH")
     ow.slack.accept_then_garble(body, content_type=content_type, match=tagged)
     result = await bot.wiring.sweeper.sweep()
-    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    assert result.reasons == {"new_incident": 1} and result.delivered == 1
     [alert] = ow.alerts()
     assert ow.slack.calls["conversations.history"] == 1  # looked before posting again: found it
     assert await anchor_of(bot) == alert.ts
@@ -123,7 +123,7 @@ async def test_alert_refused_with_garbage_is_posted_in_the_same_check(
     ow.set("orders-etl", "HIGH")
     ow.slack.garble_next("chat.postMessage", body, status=502, content_type=content_type)
     result = await bot.wiring.sweeper.sweep()
-    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    assert result.reasons == {"new_incident": 1} and result.delivered == 1
     [alert] = ow.alerts()  # not found in history, so posted again at once: not a lease later
     assert await anchor_of(bot) == alert.ts
     assert_valid_blocks(ow.posts())
@@ -136,10 +136,10 @@ async def test_alert_accepted_then_answer_timed_out_is_posted_once(ow: World):
     bot.wiring.web.timeout = 0.5
     ow.slack.accept_then_stall(2.0, match=tagged)
     first = await bot.wiring.sweeper.sweep()
-    assert first.reasons == {"first_alert": 1} and first.undelivered == 1
+    assert first.reasons == {"new_incident": 1} and first.undelivered == 1
     [alert] = ow.alerts()
     second = await tick(ow, bot)
-    assert second.reasons == {"first_alert": 1} and second.delivered == 1
+    assert second.reasons == {"new_incident": 1} and second.delivered == 1
     assert ow.alerts() == [alert] and ow.slack.calls["conversations.history"] == 1
     assert await anchor_of(bot) == alert.ts
     assert (await tick(ow, bot)).reasons == {"unchanged": 1}
@@ -151,11 +151,11 @@ async def test_follow_up_accepted_then_connection_reset_is_posted_once(ow: World
     await watch(bot, "orders-etl")
     ow.set("orders-etl", "MID")
     await bot.wiring.sweeper.sweep()
-    assert (await tick(ow, bot)).reasons == {"first_alert": 1}
+    assert (await tick(ow, bot)).reasons == {"new_incident": 1}
     [alert] = ow.alerts()
     ow.set("orders-etl", "HIGH")
     ow.slack.accept_then_reset(match=tagged)
-    assert (await tick(ow, bot)).reasons == {"further_rise": 1}
+    assert (await tick(ow, bot)).reasons == {"changed": 1}
     [reply] = ow.replies(alert)
     assert "High" in all_text(reply) and ow.slack.calls["conversations.replies"] == 1
     assert (await tick(ow, bot)).reasons == {"unchanged": 1}
@@ -171,7 +171,7 @@ async def test_history_unreadable_still_posts_the_alert(ow: World):
     assert ow.alerts() == []
     ow.slack.fail_next("conversations.history", "missing_scope")
     result = await tick(ow, bot)
-    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    assert result.reasons == {"new_incident": 1} and result.delivered == 1
     assert ow.slack.calls["conversations.history"] == 1
     [alert] = ow.alerts()
     assert await anchor_of(bot) == alert.ts
@@ -252,7 +252,7 @@ async def test_database_lost_between_post_and_record_posts_once(
         await restore()
         # the lease of the check that could not be recorded runs out; then it is checked again
         again = await tick(ow, stack, seconds=stack.store.watches.lease_seconds + 1)
-        assert again.reasons == {"first_alert": 1} and again.delivered == 1
+        assert again.reasons == {"new_incident": 1} and again.delivered == 1
         assert ow.alerts() == [alert] and await anchor_of(stack) == alert.ts
         assert (await tick(ow, stack)).reasons == {"unchanged": 1}
         assert ow.alerts() == [alert]

@@ -161,3 +161,46 @@ async def test_watch_alerts_while_the_console_waits_for_input(tmp_path):
     # Posted to the channel (not only to the person who asked), with the watch's buttons.
     assert text.rfind("flinkdiag says (#clocal):", 0, alert_at) > text.index("Watching deployment")
     assert re.search(r"\[\d+\] .*Unwatch", text[alert_at:])
+
+
+async def test_sim_fail_and_restart_make_the_incident_appear_while_the_console_waits(tmp_path):
+    env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
+    proc = await asyncio.create_subprocess_exec(
+        *FLINKDIAG,
+        "console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    seen: list[str] = []
+
+    async def read_until(needle: str) -> None:
+        while not seen or needle not in seen[-1]:
+            line = await proc.stdout.readline()
+            assert line, f"console ended before printing {needle!r}:\n{''.join(seen)}"
+            seen.append(line.decode())
+
+    async def say(line: str) -> None:
+        proc.stdin.write(line.encode() + b"\n")
+        await proc.stdin.drain()
+
+    try:
+        # orders-etl is LOW and running in the default fleet: nothing to say until it fails.
+        await say("watch deployment orders-etl --every 1s")
+        await asyncio.wait_for(read_until("Watching deployment orders-etl"), 10)
+        await say("sim fail orders-etl")
+        await asyncio.wait_for(read_until("is FAILED now"), 10)
+        await asyncio.wait_for(read_until("Job failed: orders-etl"), 10)
+        await say("sim restart orders-etl")
+        await asyncio.wait_for(read_until("running again"), 10)
+        await say("quit")
+        proc.stdin.close()
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()

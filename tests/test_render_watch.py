@@ -34,8 +34,9 @@ from bot.slack.render import (
     target_value,
     threshold_text,
 )
+from bot.watch.lifecycle import Action, Change, ChangeKind, Condition, Reason
 from bot.watch.model import Notice, Watch, WatchTarget
-from bot.watch.policy import Action, Reason, TargetState
+from bot.watch.policy import TargetState
 from bot.watch.report import FleetReport, ReportRow
 
 NOW = datetime(2025, 2, 24, 9, 0, tzinfo=UTC)
@@ -151,17 +152,30 @@ def wtarget(**over: Any) -> WatchTarget:
 
 
 def notice(
-    reason: Reason = Reason.FIRST_ALERT,
+    reason: Reason = Reason.NEW_INCIDENT,
     *,
-    action: Action = Action.POST_ALERT,
+    action: Action = Action.POST_ROOT,
+    changes: tuple[Change, ...] = (),
     risk: str | None = HIGH,
     run: DiagnosisRun | None = None,
     error: str | None = None,
+    previous_risk: str | None = None,
     **target_over: Any,
 ) -> Notice:
     return Notice(
-        action=action, reason=reason, target=wtarget(**target_over), decision_risk=risk, run=run, error=error
+        action=action,
+        reason=reason,
+        target=wtarget(**target_over),
+        decision_risk=risk,
+        run=run,
+        error=error,
+        changes=changes,
+        previous_risk=previous_risk,
     )
+
+
+ROSE = (Change(kind=ChangeKind.RISK_ROSE, condition=Condition.RISK, level=HIGH),)
+NO_JOB = (Change(kind=ChangeKind.NO_RUNNING_JOB),)
 
 
 # --- the alert (anchor) ----------------------------------------------------------------------
@@ -177,7 +191,7 @@ def test_first_alert_shows_level_place_health_threshold_and_what_to_do():
     assert "`team-a`" in facts and "`ws-1`" in facts
     assert "`job-now`" in facts and "job-stored" not in facts  # the job the check just diagnosed
     assert "40/100 (unhealthy)" in facts
-    assert "alerts at Mid and above, every 5m" in facts
+    assert "alerts at Mid and above, failed jobs, restarts ≥3, every 5m" in facts
     assert _date(NOW) in facts
     shown = [b for b in m.blocks if str(b.get("block_id", "")).startswith("sym.")]
     assert len(shown) == 3
@@ -193,10 +207,10 @@ def test_first_alert_shows_level_place_health_threshold_and_what_to_do():
 def test_alert_buttons_carry_values_that_parse_back():
     run = run_of()
     b = _buttons(render_alert(notice(run=run), now=NOW))
-    assert list(b) == ["rerun_alert", "snooze_1h", "snooze_24h", "unwatch_target"]
+    assert list(b) == ["rerun_alert", "snooze_1h", "snooze_24h", "snooze_redeploy", "unwatch_target"]
     rerun = parse_action_value(b["rerun_alert"]["value"])
     assert rerun.target == run.target and rerun.run is None and rerun.share is False
-    for action_id in ("snooze_1h", "snooze_24h", "unwatch_target"):
+    for action_id in ("snooze_1h", "snooze_24h", "snooze_redeploy", "unwatch_target"):
         assert parse_target_value(b[action_id]["value"]) == 42
     assert b["snooze_1h"]["value"] == '{"t":42}'
 
@@ -224,7 +238,7 @@ def test_rerun_uses_the_stored_job_without_a_run_and_is_left_out_without_any_job
     check(bare)
     assert "rerun_alert" not in _buttons(bare)
     assert "unwatch_target" in _buttons(bare)
-    assert "no running job known" in _all_text(bare)
+    assert "no job known" in _all_text(bare)
 
 
 def test_alert_without_a_run_shows_the_stored_top_symptom():
@@ -262,11 +276,11 @@ def test_resolved_anchor_says_back_to_normal_and_offers_no_snooze():
     m = render_alert(n, now=NOW)
     check(m)
     assert m.blocks[0]["text"]["text"] == ":white_check_mark: Back to normal: orders-etl"
-    assert "risk is Low again" in _block(m, "status")["text"]["text"]
+    assert "Back to normal" in _block(m, "status")["text"]["text"]
     assert not any(str(b.get("block_id", "")).startswith("sym.") for b in m.blocks)
     assert set(_buttons(m)) == {"rerun_alert", "unwatch_target"}
     assert m.attachments[0]["color"] == Risk(LOW).colour
-    assert m.text.startswith("Back to normal: orders-etl (namespace team-a): risk is Low again")
+    assert m.text.startswith("Back to normal: orders-etl (namespace team-a): health 40/100 (unhealthy)")
 
 
 def test_an_open_episode_is_not_shown_as_resolved():
@@ -294,45 +308,66 @@ def test_snoozed_alert_says_until_when():
 
 
 @pytest.mark.parametrize(
-    ("reason", "risk", "over", "sentence", "text"),
+    ("reason", "changes", "risk", "over", "sentence", "text"),
     [
         (
-            Reason.FURTHER_RISE,
+            Reason.CHANGED,
+            ROSE,
             HIGH,
-            {},
-            ":red_circle: Risk rose further on *orders-etl*: Mid → *High*",
-            "Risk rose further on orders-etl: Mid → High",
+            {"previous_risk": MID},
+            ":red_circle: Risk rose further on *orders-etl*: Mid → *High* (health 40/100 (unhealthy)).",
+            "orders-etl: risk rose further: Mid → High (health 40/100 (unhealthy))",
         ),
         (
             Reason.BACK_TO_NORMAL,
+            (Change(kind=ChangeKind.RISK_CLEARED, condition=Condition.RISK),),
             LOW,
             {"state": state(announced_risk=None, confirmed_risk=LOW)},
-            ":white_check_mark: Back to normal: risk on *orders-etl* is *Low* again (health 40/100).",
-            "Back to normal: risk on orders-etl is Low again (health 40/100)",
+            ":white_check_mark: Risk on *orders-etl* is Low again.\n"
+            ":white_check_mark: *Back to normal* on *orders-etl*: this incident is over.",
+            "orders-etl: risk Low again; back to normal",
         ),
         (
-            Reason.NO_RUNNING_JOB,
+            Reason.CHANGED,
+            NO_JOB,
             HIGH,
             {"state": state(last_kind="no_job")},
             ":black_circle: *orders-etl* has no running job any more; its risk is unknown until a job runs.",
-            "orders-etl has no running job any more; its risk is unknown until a job runs.",
+            "orders-etl: no running job any more",
         ),
         (
-            Reason.FIRST_ALERT,
+            Reason.CHANGED,
+            (Change(kind=ChangeKind.JOB_FAILED, condition=Condition.FAILED),),
             HIGH,
             {},
-            ":red_circle: *High risk* on *orders-etl* (health 40/100).",
-            "High risk on orders-etl (health 40/100)",
+            ":red_circle: *Job failed* on *orders-etl*.",
+            "orders-etl: the job failed",
+        ),
+        (
+            Reason.CHANGED,
+            (Change(kind=ChangeKind.RESTARTING, condition=Condition.RESTARTING, restarts=7, starts=1),),
+            HIGH,
+            {},
+            ":arrows_counterclockwise: *orders-etl* is *restarting*: 7 restarts since the last check.",
+            "orders-etl: restarting: 7 restarts since the last check",
+        ),
+        (
+            Reason.CHANGED,
+            (Change(kind=ChangeKind.SNOOZE_ENDED),),
+            HIGH,
+            {},
+            ":alarm_clock: The snooze on *orders-etl* ended: the deployment started a new job.",
+            "orders-etl: snooze ended: a new job started",
         ),
     ],
 )
-def test_followup_says_what_happened(reason, risk, over, sentence, text):
-    with_run = reason in (Reason.FURTHER_RISE, Reason.BACK_TO_NORMAL, Reason.FIRST_ALERT)
+def test_followup_says_what_happened(reason, changes, risk, over, sentence, text):
     n = notice(
         reason,
-        action=Action.POST_NOTE,
+        action=Action.POST_FOLLOWUP,
+        changes=changes,
         risk=risk,
-        run=run_of(risk) if with_run else None,
+        run=run_of(risk) if changes is not NO_JOB else None,
         last_health_score=None,
         **over,
     )
@@ -345,18 +380,17 @@ def test_followup_says_what_happened(reason, risk, over, sentence, text):
 
 
 def test_further_rise_shows_the_top_symptom_and_what_to_do():
-    m = render_alert_followup(notice(Reason.FURTHER_RISE, run=run_of()), now=NOW)
+    m = render_alert_followup(notice(Reason.CHANGED, changes=ROSE, run=run_of()), now=NOW)
     assert _block(m, "detail")["text"]["text"] == "*Symptom 0*\n:bulb: *What to do:* Increase the memory of 0"
 
 
 def test_further_rise_names_the_earlier_level_only_when_it_is_known():
-    # With a Low threshold the earlier level may have been Low or Mid: don't guess.
-    m = render_alert_followup(notice(Reason.FURTHER_RISE, run=run_of(), min_risk=LOW), now=NOW)
-    assert m.text == "Risk rose further on orders-etl: now High"
+    m = render_alert_followup(notice(Reason.CHANGED, changes=ROSE, run=run_of(), min_risk=LOW), now=NOW)
+    assert m.text == "orders-etl: risk rose further: High (health 40/100 (unhealthy))"
     told = render_alert_followup(
-        notice(Reason.FURTHER_RISE, run=run_of(), min_risk=LOW), now=NOW, previous_risk="RISK_LEVEL_LOW"
+        notice(Reason.CHANGED, changes=ROSE, run=run_of(), min_risk=LOW, previous_risk=LOW), now=NOW
     )
-    assert told.text == "Risk rose further on orders-etl: Low → High"
+    assert told.text == "orders-etl: risk rose further: Low → High (health 40/100 (unhealthy))"
 
 
 # --- hostile and non-ASCII text ----------------------------------------------------------------
@@ -366,8 +400,8 @@ def _hostile_notices() -> list[Notice]:
     run = run_of(extra=EVIL, deployment_name=EVIL, namespace=EVIL, job_id=EVIL)
     over = {"deployment_name": EVIL, "namespace": EVIL, "workspace": EVIL, "top_symptom": EVIL}
     return [
-        notice(r, run=run, risk=f"<!channel> {HIGH}", error=EVIL, **over)
-        for r in (Reason.FIRST_ALERT, Reason.FURTHER_RISE, Reason.NO_RUNNING_JOB)
+        notice(r, changes=c, run=run, risk=f"<!channel> {HIGH}", error=EVIL, **over)
+        for r, c in ((Reason.NEW_INCIDENT, ()), (Reason.CHANGED, ROSE), (Reason.CHANGED, NO_JOB))
     ]
 
 
@@ -401,7 +435,7 @@ def test_non_ascii_names_survive():
     m = render_alert(n, now=NOW)
     check(m)
     assert name in m.blocks[0]["text"]["text"] and name in m.text
-    f = render_alert_followup(n.model_copy(update={"reason": Reason.NO_RUNNING_JOB}), now=NOW)
+    f = render_alert_followup(n.model_copy(update={"reason": Reason.CHANGED, "changes": NO_JOB}), now=NOW)
     check(f)
     assert name in f.text
     long_name = "名" * 400 + "👩\u200d💻"
@@ -463,10 +497,14 @@ def test_watches_show_threshold_interval_and_each_deployments_state():
     check(m)
     first = _block(m, "watch.0")["text"]["text"].split("\n")
     assert first[0].startswith(":eyes: *Deployment* *orders-etl* · namespace `team-a`")
-    assert first[0].endswith("alerts at Mid and above · every 5m")
-    assert first[1].startswith(":red_circle: *orders-etl* — High · health 40/100 · checked <!date^")
+    assert first[0].endswith("alerts at Mid and above, failed jobs, restarts ≥3 · every 5m")
+    assert first[1].startswith(
+        ":red_circle: *orders-etl* — High · health 40/100 (unhealthy) · checked <!date^"
+    )
     lines = _block(m, "watch.1")["text"]["text"].split("\n")
-    assert lines[0].endswith("· 7 deployments · alerts at High and above · every 1h")
+    assert lines[0].endswith(
+        "· 7 deployments · alerts at High and above, failed jobs, restarts ≥3 · every 1h"
+    )
     assert lines[1] == (
         ":double_vertical_bar: paused: `not_in_channel` — invite me (`/invite @flinkdiag`) and run "
         "`/flinkdiag watches` to resume"
@@ -612,11 +650,11 @@ def test_report_rows_show_health_change_and_status():
     assert summary.startswith("*1 high, 1 mid, 2 low, 1 cannot check, 1 no job* · 6 deployments · ")
     lines = _block(m, "rows.0")["text"]["text"].split("\n")
     assert lines == [
-        ":red_circle: *orders-etl* · `team-a` · High · health 40/100 (-30) · ↑ from Mid · "
+        ":red_circle: *orders-etl* · `team-a` · High · health 40/100 (unhealthy) (-30) · ↑ from Mid · "
         "Checkpoint timeouts",
-        ":large_orange_circle: *d2* · `team-a` · Mid · health 75/100 · :new: new",
-        ":large_green_circle: *billing* · `team-b` · Low · health 95/100 · ↓ from Mid",
-        ":large_green_circle: *steady* · `team-b` · Low · health 92/100 (+2)",
+        ":large_orange_circle: *d2* · `team-a` · Mid · health 75/100 (degraded) · :new: new",
+        ":large_green_circle: *billing* · `team-b` · Low · health 95/100 (healthy) · ↓ from Mid",
+        ":large_green_circle: *steady* · `team-b` · Low · health 92/100 (healthy) (+2)",
         ":black_circle: *stopped* · `team-c` · no running job",
         ":warning: *flaky* · `team-c` · cannot check",
     ]
@@ -729,9 +767,9 @@ def test_target_values_round_trip_and_refuse_otherstrings():
 def test_console_view_of_an_alert_lists_its_buttons():
     text, buttons = blocks_to_text(render_alert(notice(run=run_of()), now=NOW))
     assert "== :red_circle: High risk: orders-etl ==" in text
-    assert "[1] :repeat: Re-run diagnosis" in text and "[4] Unwatch" in text
+    assert "[1] :repeat: Re-run diagnosis" in text and "[5] Unwatch" in text
     assert "Increase the memory of 0" in message_to_text(render_alert(notice(run=run_of()), now=NOW))
-    assert len(buttons) == 4
+    assert len(buttons) == 5
 
 
 def test_broken_operator_alert_template_falls_back(tmp_path):
@@ -744,7 +782,7 @@ def test_broken_operator_alert_template_falls_back(tmp_path):
 def test_storm_digest_lists_each_deployment_and_stays_within_limits():
     from bot.slack.render import render_alert_digest
 
-    notices = [notice(Reason.FIRST_ALERT, run=run_of()) for _ in range(3)]
+    notices = [notice(Reason.NEW_INCIDENT, run=run_of()) for _ in range(3)]
     notices = [
         n.model_copy(
             update={"target": n.target.model_copy(update={"deployment_name": f"<!channel> dep-{i}"})}

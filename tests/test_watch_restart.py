@@ -18,12 +18,12 @@ async def test_rise_seen_once_before_a_restart_is_alerted_once_after_it(w: World
     a = await w.start_bot()
     await watch(a, "orders-etl")
     w.set("orders-etl", "MID")
-    assert (await a.wiring.sweeper.sweep()).reasons == {"pending_confirmation": 1}
+    assert (await a.wiring.sweeper.sweep()).reasons == {"quiet": 1}
     await w.stop_bot(a)
 
     b = await w.start_bot()
     # not zero (the pending sighting survived), not two
-    assert (await tick(w, b)).reasons == {"first_alert": 1}
+    assert (await tick(w, b)).reasons == {"new_incident": 1}
     assert (await tick(w, b)).reasons == {"unchanged": 1}
     [alert] = w.alerts()
     assert "orders-etl" in all_text(alert) and "Mid" in all_text(alert)
@@ -34,7 +34,7 @@ async def test_alert_sent_before_a_restart_is_not_sent_again(w: World):
     await watch(a, "orders-etl")
     w.set("orders-etl", "MID")
     await a.wiring.sweeper.sweep()
-    assert (await tick(w, a)).reasons == {"first_alert": 1}
+    assert (await tick(w, a)).reasons == {"new_incident": 1}
     await w.stop_bot(a)
 
     b = await w.start_bot()
@@ -44,7 +44,7 @@ async def test_alert_sent_before_a_restart_is_not_sent_again(w: World):
     assert w.replies(alert) == []
     # the episode (and its anchor) survived too: a further rise goes into the old thread
     w.set("orders-etl", "HIGH")
-    assert (await tick(w, b)).reasons == {"further_rise": 1}
+    assert (await tick(w, b)).reasons == {"changed": 1}
     assert [alert] == w.alerts()
     [reply] = w.replies(alert)
     assert "High" in all_text(reply) and alert.updates == 1 and "High" in all_text(alert)
@@ -68,8 +68,8 @@ async def test_rise_while_no_bot_ran_is_alerted_at_the_first_sweep(w: World):
     first = await b.wiring.sweeper.sweep()
     # everything overdue is checked once (no backlog of missed checks), and HIGH alerts at once
     assert first.checked == 2 and w.checks() == before + 2
-    assert first.reasons == {"first_alert": 1, "pending_confirmation": 1}
-    assert (await tick(w, b)).reasons == {"first_alert": 1, "unchanged": 1}
+    assert first.reasons == {"new_incident": 1, "quiet": 1}
+    assert (await tick(w, b)).reasons == {"new_incident": 1, "unchanged": 1}
     assert len(w.alerts("orders-etl")) == 1 and len(w.alerts("inventory-sync")) == 1
 
 
@@ -84,23 +84,25 @@ async def test_job_restart_and_bot_restart_between_two_sightings(w: World):
     new_job = w.sim.restart(w.dep_id("orders-etl"))  # the deployment restarted: a new job id
     assert new_job != old_job
     b = await w.start_bot()
-    # the watch follows the deployment, so the new job's MID is the second sighting
-    assert (await tick(w, b)).reasons == {"first_alert": 1}
+    # the watch follows the deployment, but a new job is a different run: its MID is a first
+    # sighting, not the second of the old job's
+    assert (await tick(w, b)).reasons == {"quiet": 1}
+    assert (await tick(w, b)).reasons == {"new_incident": 1}
     [alert] = w.alerts()
     assert new_job in all_text(alert) and old_job not in all_text(alert)
 
 
 async def test_job_restart_between_checks_keeps_the_episode(w: World):
     a = await w.start_bot()
-    await watch(a, "orders-etl")
+    # restart loops off: three restarts in an hour would be one (see test_watch_lifecycle.py)
+    await watch(a, "orders-etl", extra="--restarts off")
     w.set("orders-etl", "HIGH")
-    assert (await a.wiring.sweeper.sweep()).reasons == {"first_alert": 1}
+    assert (await a.wiring.sweeper.sweep()).reasons == {"new_incident": 1}
     w.sim.restart(w.dep_id("orders-etl"))
     assert (await tick(w, a)).reasons == {"unchanged": 1}
     w.set("orders-etl", "LOW")
     w.sim.restart(w.dep_id("orders-etl"))
-    assert (await tick(w, a)).reasons == {"pending_confirmation": 1}
-    w.sim.restart(w.dep_id("orders-etl"))
+    assert (await tick(w, a)).reasons == {"unchanged": 1}
     assert (await tick(w, a)).reasons == {"back_to_normal": 1}
     [alert] = w.alerts()
     [reply] = w.replies(alert)
@@ -118,7 +120,7 @@ async def test_check_taken_by_a_bot_that_died_is_taken_over_after_its_lease(w: W
 
     b = await w.start_bot()
     assert (await tick(w, b)).checked == 0  # A's lease still holds: two bots never check at once
-    assert (await tick(w, b, seconds=lease)).reasons == {"first_alert": 1}
+    assert (await tick(w, b, seconds=lease)).reasons == {"new_incident": 1}
     assert len(w.alerts()) == 1
     # A's late answer (had it come back) is refused: it no longer holds the lease
     late = CheckRecord(
@@ -143,7 +145,7 @@ async def test_snooze_pressed_before_a_restart_holds_after_it(w: World):
     w.set("orders-etl", "HIGH")
     assert (await tick(w, b)).reasons == {"snoozed": 1}
     w.clock.advance(hours=1)
-    assert (await tick(w, b)).reasons == {"further_rise": 1}
+    assert (await tick(w, b)).reasons == {"changed": 1}
     assert len(w.replies(alert)) == notes + 1 and w.alerts() == [alert]
 
 
@@ -179,7 +181,7 @@ async def test_paused_channel_stays_paused_across_a_restart(w: World):
     assert (await tick(w, b)).checked == 0 and w.checks() == before
     w.slack.not_member.discard(CH)
     assert "paused: `not_in_channel`" in await listing(b)
-    assert (await tick(w, b)).reasons == {"first_alert": 1}
+    assert (await tick(w, b)).reasons == {"new_incident": 1}
     assert len(w.alerts()) == 1
 
 

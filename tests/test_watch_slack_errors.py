@@ -23,7 +23,7 @@ async def test_rate_limited_alert_is_waited_out_and_delivered(w: World):
     posts = w.slack.calls["chat.postMessage"]
     w.slack.rate_limit_next("chat.postMessage", retry_after=0)  # the client adds < 1 s of jitter
     result = await bot.wiring.sweeper.sweep()
-    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    assert result.reasons == {"new_incident": 1} and result.delivered == 1
     assert w.slack.calls["chat.postMessage"] == posts + 2  # refused once, then taken
     [alert] = w.alerts()
     assert "High" in all_text(alert)
@@ -78,10 +78,10 @@ async def test_unavailable_channel_pauses_its_watches_until_a_command(w: World, 
 
     make_available(w)
     result = await tick(w, bot)
-    assert result.checked == 3 and result.reasons["first_alert"] == 1 and result.delivered == 1
+    assert result.checked == 3 and result.reasons["new_incident"] == 1 and result.delivered == 1
     [alert] = w.alerts()
     assert "orders-etl" in all_text(alert) and "High" in all_text(alert)
-    assert (await tick(w, bot)).reasons == {"unchanged": 1, "below_threshold": 2}
+    assert (await tick(w, bot)).reasons == {"unchanged": 1, "quiet": 2}
     assert len(w.posts()) == 1
     assert "paused" not in await listing(bot)
 
@@ -91,7 +91,7 @@ async def test_further_rise_held_by_a_pause_goes_to_the_thread_after_it(w: World
     await watch(bot, "orders-etl")
     w.set("orders-etl", "MID")
     await bot.wiring.sweeper.sweep()
-    assert (await tick(w, bot)).reasons == {"first_alert": 1}
+    assert (await tick(w, bot)).reasons == {"new_incident": 1}
     [alert] = w.alerts()
     w.slack.not_member.add(CH)  # someone removed the bot from the channel
     w.set("orders-etl", "HIGH")
@@ -99,7 +99,7 @@ async def test_further_rise_held_by_a_pause_goes_to_the_thread_after_it(w: World
     assert (await tick(w, bot)).checked == 0
     w.slack.not_member.discard(CH)
     await say(bot, "watch deployment orders-etl")  # any watch command resumes (even a refused one)
-    assert (await tick(w, bot)).reasons == {"further_rise": 1}
+    assert (await tick(w, bot)).reasons == {"changed": 1}
     [reply] = w.replies(alert)
     assert "High" in all_text(reply) and "High" in all_text(alert)
     assert w.alerts() == [alert]
@@ -112,10 +112,10 @@ async def test_slack_outage_is_retried_at_each_check_until_posted(w: World):
     w.slack.fail_next("chat.postMessage", "internal_error", times=3, status=500)
     for _ in range(3):
         result = await tick(w, bot)
-        assert result.reasons == {"first_alert": 1} and result.undelivered == 1
+        assert result.reasons == {"new_incident": 1} and result.undelivered == 1
     assert w.posts() == []
     result = await tick(w, bot)
-    assert result.reasons == {"first_alert": 1} and result.delivered == 1
+    assert result.reasons == {"new_incident": 1} and result.delivered == 1
     assert (await tick(w, bot)).reasons == {"unchanged": 1}
     [alert] = w.alerts()
     assert "High" in all_text(alert)
@@ -130,7 +130,7 @@ async def test_slack_outage_is_retried_at_each_check_until_posted(w: World):
     assert (await tick(w, bot)).reasons == {"back_to_normal": 1}
     [reply] = w.replies(alert)
     assert "Back to normal" in all_text(reply)
-    assert (await tick(w, bot)).reasons == {"below_threshold": 1}
+    assert (await tick(w, bot)).reasons == {"quiet": 1}
     assert len(w.posts()) == 2
 
 
@@ -144,12 +144,12 @@ async def test_failed_anchor_edit_keeps_the_reply_and_is_redone(w: World, error:
     [alert] = w.alerts()
     w.set("orders-etl", "HIGH")
     w.slack.fail_next("chat.update", error)
-    assert (await tick(w, bot)).reasons == {"further_rise": 1}
+    assert (await tick(w, bot)).reasons == {"changed": 1}
     [reply] = w.replies(alert)
     assert "High" in all_text(reply)
     assert alert.updates == 0 and "High" not in all_text(alert)
     # the next check edits the alert and does not post the reply again
-    assert (await tick(w, bot)).reasons == {"update_only": 1}
+    assert (await tick(w, bot)).reasons == {"root_update": 1}
     assert "High" in all_text(alert) and alert.updates == 1
     assert (await tick(w, bot)).reasons == {"unchanged": 1}
     assert w.replies(alert) == [reply] and w.alerts() == [alert]
@@ -165,7 +165,7 @@ async def test_rate_limited_anchor_edit_is_waited_out(w: World):
     w.set("orders-etl", "HIGH")
     w.slack.rate_limit_next("chat.update", retry_after=0)
     edits = w.slack.calls["chat.update"]
-    assert (await tick(w, bot)).reasons == {"further_rise": 1}
+    assert (await tick(w, bot)).reasons == {"changed": 1}
     assert w.slack.calls["chat.update"] == edits + 2
     assert "High" in all_text(alert) and len(w.replies(alert)) == 1
 

@@ -179,7 +179,7 @@ async def test_every_due_target_is_checked_once_however_few_checks_run_at_once(
 
             result = await sweeper.sweep()
 
-            assert result.checked == n and result.reasons == {"pending_confirmation": n}
+            assert result.checked == n and result.reasons == {"quiet": n}
             assert sim.calls["ListJobs"] == n
             watches = await stack.store.watches.list_watches("T1", "C1")
             targets = await stack.store.watches.targets_of([w.id for w in watches])

@@ -1,5 +1,6 @@
-"""Template contexts for a watch's alerts: the anchor of an alert episode, the digest of an
-alert storm, and the follow-ups in an alert's thread. Values come out escaped."""
+"""Template contexts for a watch's incidents: the root message (the worst open condition: a
+failed job, a restart loop, risk, low health), the digest of an alert storm, and the replies in
+an incident's thread (one line per change). Values come out escaped."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.diagnosis.report import DiagnosisRun, Target
-from bot.diagnosis.risk import HIGH, LOW, MID, Risk
+from bot.diagnosis.risk import HIGH, LOW, MID, Risk, health_band
 from bot.flink.models import Symptom
 from bot.slack.blocks import bold, code, cut, escape_mrkdwn, one_line
 from bot.slack.buttons import action_value, target_value
@@ -21,14 +22,14 @@ from bot.slack.format import (
     _health_plain,
     _plural,
     _risk_phrase,
-    _snoozed_until,
+    conditions_text,
     console_link,
     interval_text,
     slack_date,
-    threshold_text,
+    snooze_text,
 )
-from bot.watch.model import Notice, WatchTarget
-from bot.watch.policy import Reason
+from bot.watch.lifecycle import Change, ChangeKind, Condition, Reason
+from bot.watch.model import JobFacts, Notice, WatchTarget
 
 # An alert shows what to do first; the full list is one Re-run away.
 _ALERT_SYMPTOMS = 3
@@ -36,6 +37,11 @@ _ALERT_NAME_MAX = 120
 _ALERT_DESCRIPTION_MAX = 300
 _ALERT_RECOMMENDATION_MAX = 600
 _RESOLVED = (":white_check_mark:", LOW.colour)
+# A failure's message is the service's (often a stack trace): the root shows its start.
+_FAILURE_MESSAGE_MAX = 1200
+_FAILURE_REASON_MAX = 200
+_FAILED = (":red_circle:", HIGH.colour)
+_RESTARTING = (":arrows_counterclockwise:", HIGH.colour)
 
 
 def _all_symptoms(run: DiagnosisRun) -> list[Symptom]:
@@ -117,6 +123,7 @@ def _alert_actions(notice: Notice, resolved: bool) -> list[dict[str, Any]]:
     if not resolved:
         actions.append(_button("snooze_1h", ":zzz: Snooze 1h", value=tid))
         actions.append(_button("snooze_24h", ":zzz: Snooze 24h", value=tid))
+        actions.append(_button("snooze_redeploy", ":zzz: Snooze until redeploy", value=tid))
     unwatch = _button("unwatch_target", "Unwatch", value=tid, style="danger")
     # The dialog's text allows 300 characters (slack_sdk checks it); the name is cut to leave room.
     unwatch["confirm"] = {
@@ -134,34 +141,102 @@ def _alert_actions(notice: Notice, resolved: bool) -> list[dict[str, Any]]:
     return actions
 
 
+def _window(minutes: int) -> str:
+    return "the last hour" if minutes == 60 else f"the last {_plural(minutes, 'minute')}"
+
+
+def _restart_phrase(restarts: int | None, starts: int | None, window_minutes: int) -> str:
+    """`7 restarts since the last check` / `3 new jobs within the last hour`. Plain text."""
+    bits = []
+    if restarts:
+        bits.append(f"{_plural(restarts, 'restart')} since the last check")
+    if starts and starts > 1:
+        bits.append(f"{_plural(starts, 'new job')} within {_window(window_minutes)}")
+    return ", ".join(bits) or "restarting"
+
+
+def _failure_lines(job: JobFacts | None) -> list[str]:
+    if job is None:
+        return []
+    lines = []
+    if job.failure_reason:
+        lines.append(f"*Reason:* {one_line(job.failure_reason, _FAILURE_REASON_MAX)}")
+    if job.failure_message:
+        message = cut(escape_mrkdwn(job.failure_message.strip()), _FAILURE_MESSAGE_MAX)
+        lines.append(f"*Message:* {message}")
+    if job.failed_at is not None:
+        lines.append(f"*Failed* {slack_date(job.failed_at)}")
+    return lines
+
+
+def _last_diagnosis(notice: Notice) -> str | None:
+    """The last diagnosis the watch holds (a failed job is not diagnosed again)."""
+    t, s = notice.target, notice.target.state
+    risk = Risk.parse(s.incident.confirmed_risk or s.last_observed_risk)
+    bits = []
+    if risk.raw is not None:
+        bits.append(f"{risk.emoji} {one_line(_risk_phrase(risk), 60)}")
+    if t.top_symptom:
+        bits.append(f"top symptom: {one_line(t.top_symptom, _NAME_MAX)}")
+    return "*Last diagnosis:* " + " · ".join(bits) if bits else None
+
+
+_CONDITION_WORDS = {
+    Condition.FAILED: "job failed",
+    Condition.RESTARTING: "restarting",
+    Condition.RISK: "risk",
+    Condition.HEALTH: "low health",
+}
+
+
+def _health_of(notice: Notice) -> int | None:
+    run, s = notice.run, notice.target.state
+    if run is not None and run.diagnosis.health_score is not None:
+        return run.diagnosis.health_score
+    if notice.job is not None and notice.job.health_score is not None:
+        return notice.job.health_score
+    return s.last_health_score
+
+
 def _alert_context(notice: Notice, now: datetime) -> dict[str, Any]:
     t, s, run = notice.target, notice.target.state, notice.run
-    resolved = notice.reason is Reason.BACK_TO_NORMAL and s.announced_risk is None
+    incident = s.incident
+    resolved = not incident.incident_open
+    root = incident.root
     risk = Risk.parse(notice.decision_risk)
     label = one_line(t.label, _ALERT_NAME_MAX)
     phrase = one_line(_risk_phrase(risk), 60)
-    health_score = run.diagnosis.health_score if run is not None else s.last_health_score
+    health_score = _health_of(notice)
     as_of = (run.service_time or run.diagnosed_at) if run is not None else (s.last_checked_at or now)
-    job = run.target.job_id if run is not None else t.job_id
-    threshold = escape_mrkdwn(threshold_text(t.min_risk))
+    if run is not None:
+        job = run.target.job_id
+    elif notice.job is not None and notice.job.job_id:
+        job = notice.job.job_id
+    else:
+        job = t.job_id
+    status_word = notice.job.status if notice.job is not None else s.last_job_status
+    watch_text = escape_mrkdwn(conditions_text(t.conditions))
     facts = [
         f"*Deployment*\n{_deployment_field(t)}",
         f"*Namespace*\n{code(t.namespace)}",
         f"*Workspace*\n{code(t.workspace)}",
-        f"*Job*\n{code(job) if job else '_no running job known_'}",
+        f"*Job*\n{code(job) if job else '_no job known_'}"
+        + (f" ({one_line(status_word.lower(), 30)})" if job and status_word else ""),
+        f"*Risk*\n{risk.emoji} {one_line(risk.label, 60)}" if risk.raw else "*Risk*\nnot reported",
         f"*Health*\n{_health(health_score)}",
-        f"*Watch*\n{threshold}, {interval_text(t.interval_seconds)}",
+        f"*Watch*\n{watch_text}, {interval_text(t.interval_seconds)}",
         f"*As of*\n{slack_date(as_of)}",
     ]
     observed = run.risk if run is not None else None
-    if observed is not None and observed.raw != risk.raw and not resolved:
+    if observed is not None and observed.raw != risk.raw and not resolved and root is Condition.RISK:
         # The header shows the confirmed level; a different latest sighting is not confirmed yet.
         facts.append(f"*Latest check*\n{observed.emoji} {one_line(observed.label, 60)} (not confirmed yet)")
 
     symptoms: list[dict[str, Any]] = []
     more = None
     top = None
-    if run is not None:
+    count = 0
+    if run is not None and root is not Condition.FAILED:
         found = _all_symptoms(run)
         if found:
             top = found[0].name or found[0].description
@@ -172,22 +247,45 @@ def _alert_context(notice: Notice, now: datetime) -> dict[str, Any]:
                 n = len(found) - _ALERT_SYMPTOMS
                 more = f"…and {_plural(n, 'more symptom')}: press *Re-run diagnosis* for the full list."
         count = len(found)
-    else:
-        count = 0
-        if t.top_symptom and not resolved:
-            top = t.top_symptom
-            shown = f"*Top symptom:* {one_line(t.top_symptom, _NAME_MAX)}"
-            symptoms.append({"block_id": "sym.0", "text": shown})
+    elif t.top_symptom and not resolved and root is not Condition.FAILED:
+        top = t.top_symptom
+        symptoms.append({"block_id": "sym.0", "text": f"*Top symptom:* {one_line(t.top_symptom, _NAME_MAX)}"})
 
     health = _health_plain(health_score)
     where = f"{one_line(t.label, _ALERT_NAME_MAX)} (namespace {one_line(t.namespace, 80)})"
+    status = None
+    also = [c for c in incident.announced if c is not root]
     if resolved:
         emoji, colour = _RESOLVED
         header = f"{emoji} Back to normal: {label}"
-        now_phrase = f"risk is {one_line(risk.label, 60)} again"
-        text = f"Back to normal: {where}: {now_phrase}, {health}"
-        status = f":white_check_mark: Back to normal: {now_phrase} (below the watch's threshold)."
-        summary = f"*Back to normal* · {health} · {threshold}"
+        text = f"Back to normal: {where}: {health}"
+        status = ":white_check_mark: Back to normal: nothing this watch alerts on is wrong now."
+        summary = f"*Back to normal* · {health} · {watch_text}"
+    elif root is Condition.FAILED:
+        emoji, colour = _FAILED
+        header = f"{emoji} Job failed: {label}"
+        reason = notice.job.failure_reason if notice.job is not None else None
+        text = f"Job failed: {where}" + (f": {one_line(reason, 200)}" if reason else "")
+        lines = _failure_lines(notice.job) or ["The current job is FAILED; the service gave no reason."]
+        last = _last_diagnosis(notice)
+        if last:
+            lines.append(last)
+        status = "\n".join(lines)
+        summary = f"*Job failed* · {health} · {watch_text}"
+    elif root is Condition.RESTARTING:
+        emoji, colour = _RESTARTING
+        what = _restart_phrase(incident.restart_growth, len(incident.starts), notice.window_minutes)
+        header = f"{emoji} Restarting: {label}"
+        text = f"Restarting: {where}: {what}"
+        status = f"*Restart loop:* {escape_mrkdwn(what)}."
+        summary = f"*Restarting* · {health} · {watch_text}"
+    elif root is Condition.HEALTH:
+        band = health_band(health_score)
+        colour = HIGH.colour if band.label == "unhealthy" else MID.colour
+        header = f"{band.emoji} Health {band.label}: {label}"
+        text = f"Health {band.label}: {where}: {health}"
+        status = f"*Health* {_health(health_score)}, below the watch's {t.conditions.settings.min_health}."
+        summary = f"*Health {band.label}* · {health} · {watch_text}"
     else:
         colour = risk.colour
         header = f"{risk.emoji} {phrase}: {label}"
@@ -196,10 +294,13 @@ def _alert_context(notice: Notice, now: datetime) -> dict[str, Any]:
             text += f", {_plural(count, 'symptom')}"
         if top:
             text += f". Top: {one_line(top, _LINE_SYMPTOM_MAX)}"
-        status = None
-        summary = f"{bold(_risk_phrase(risk), 60)} · {health} · {_plural(count, 'symptom')} · {threshold}"
-    until = _snoozed_until(s, now)
-    snoozed = f":zzz: Snoozed until {slack_date(until)}" if until is not None else None
+        summary = f"{bold(_risk_phrase(risk), 60)} · {health} · {_plural(count, 'symptom')} · {watch_text}"
+    if also:
+        shown = ", ".join(_CONDITION_WORDS[c] for c in also)
+        line = f"*Also open:* {shown}"
+        status = f"{status}\n{line}" if status else line
+    snooze = snooze_text(s, now)
+    snoozed = f":zzz: Snoozed {snooze}" if snooze is not None else None
     return {
         "text": text,
         "header": header,
@@ -214,56 +315,93 @@ def _alert_context(notice: Notice, now: datetime) -> dict[str, Any]:
     }
 
 
-def _previous_level(new: Risk, min_risk: str) -> Risk | None:
-    """The level announced before a further rise, when the threshold leaves only one candidate.
+def _change_line(change: Change, notice: Notice, name: str) -> tuple[str, str]:
+    """One change as (mrkdwn, plain text)."""
+    k = change.kind
+    health = _health_plain(_health_of(notice))
+    if k is ChangeKind.JOB_FAILED:
+        reason = notice.job.failure_reason if notice.job is not None else None
+        plain = "the job failed" + (f": {one_line(reason, 200)}" if reason else "")
+        md = f":red_circle: *Job failed* on {name}" + (
+            f": {one_line(reason, _FAILURE_REASON_MAX)}" if reason else "."
+        )
+        return md, plain
+    if k is ChangeKind.RUNNING_AGAIN:
+        return f":large_green_circle: {name} is *running again* ({health}).", f"running again ({health})"
+    if k is ChangeKind.FAILURE_ENDED:
+        return f":black_circle: The failed job of {name} was stopped.", "the failed job was stopped"
+    if k is ChangeKind.RESTARTING:
+        what = _restart_phrase(change.restarts, change.starts, notice.window_minutes)
+        return (
+            f":arrows_counterclockwise: {name} is *restarting*: {escape_mrkdwn(what)}.",
+            f"restarting: {what}",
+        )
+    if k is ChangeKind.RESTARTS_STOPPED:
+        return f":large_green_circle: {name} stopped restarting.", "stopped restarting"
+    if k in (ChangeKind.RISK_RAISED, ChangeKind.RISK_ROSE):
+        r = Risk.parse(change.level)
+        verb = "Risk rose further" if k is ChangeKind.RISK_ROSE else "Risk rose"
+        before = (
+            Risk.parse(notice.previous_risk) if k is ChangeKind.RISK_ROSE and notice.previous_risk else None
+        )
+        to_md = f"{one_line(before.label, 60)} → {bold(r.label, 60)}" if before else bold(r.label, 60)
+        to = f"{before.label} → {r.label}" if before else r.label
+        return f"{r.emoji} {verb} on {name}: {to_md} ({health}).", f"{verb.lower()}: {to} ({health})"
+    if k is ChangeKind.RISK_CLEARED:
+        r = Risk.parse(notice.decision_risk)
+        again = f"{one_line(r.label, 60)} again" if r.raw else "below the threshold"
+        return f":white_check_mark: Risk on {name} is {again}.", f"risk {again}"
+    if k in (ChangeKind.HEALTH_LOW, ChangeKind.HEALTH_WORSE):
+        verb = "Health is low" if k is ChangeKind.HEALTH_LOW else "Health got worse"
+        score = _health_of(notice)
+        return f"{health_band(score).emoji} {verb} on {name}: {_health(score)}.", f"{verb.lower()}: {health}"
+    if k is ChangeKind.HEALTH_RECOVERED:
+        return (
+            f":large_green_circle: Health on {name} recovered: {_health(_health_of(notice))}.",
+            f"health recovered ({health})",
+        )
+    if k is ChangeKind.NO_RUNNING_JOB:
+        return (
+            f":black_circle: {name} has no running job any more; its risk is unknown until a job runs.",
+            "no running job any more",
+        )
+    if k is ChangeKind.SNOOZE_ENDED:
+        return (
+            f":alarm_clock: The snooze on {name} ended: the deployment started a new job.",
+            "snooze ended: a new job started",
+        )
+    return escape_mrkdwn(k.value), k.value
 
-    A Notice carries the state after the rise, so the earlier level is inferred: it was at or
-    above the threshold and below the new level.
-    """
-    threshold = Risk.parse(min_risk)
-    candidates = [r for r in (LOW, MID, HIGH) if threshold.rank <= r.rank < new.rank]
-    return candidates[0] if len(candidates) == 1 else None
 
-
-def _followup_context(notice: Notice, now: datetime, previous_risk: str | None) -> dict[str, Any]:
+def _followup_context(notice: Notice, now: datetime, previous_risk: str | None = None) -> dict[str, Any]:
     t, s, run = notice.target, notice.target.state, notice.run
     name = bold(t.label, _ALERT_NAME_MAX) or code(t.deployment_id, _ALERT_NAME_MAX)
     plain = one_line(t.label, _ALERT_NAME_MAX)
-    risk = Risk.parse(notice.decision_risk)
-    level = one_line(risk.label, 60)
-    health_score = run.diagnosis.health_score if run is not None else s.last_health_score
-    reason = notice.reason
+    lines = [_change_line(c, notice, name) for c in notice.changes]
+    closed = notice.reason is Reason.BACK_TO_NORMAL
+    if closed:
+        lines.append(
+            (f":white_check_mark: *Back to normal* on {name}: this incident is over.", "back to normal")
+        )
+    if not lines:
+        lines.append((f"{name}: {escape_mrkdwn(notice.reason.value)}", notice.reason.value))
+    sentence = cut("\n".join(md for md, _ in lines), 2900)
+    # the plain parts are built from escaped pieces (one_line) already
+    text = cut(f"{plain}: " + "; ".join(p for _, p in lines), 2900)
     detail = None
-    if reason is Reason.FURTHER_RISE:
-        before = Risk.parse(previous_risk) if previous_risk else _previous_level(risk, t.min_risk)
-        if before is not None:
-            rise_md = f"{one_line(before.label, 60)} → {bold(risk.label, 60)}"
-            rise = f"{one_line(before.label, 60)} → {level}"
-        else:
-            rise_md, rise = f"now {bold(risk.label, 60)}", f"now {level}"
-        sentence = f"{risk.emoji} Risk rose further on {name}: {rise_md}"
-        text = f"Risk rose further on {plain}: {rise}"
+    kinds = {c.kind for c in notice.changes}
+    if kinds & {ChangeKind.RISK_RAISED, ChangeKind.RISK_ROSE}:
         found = _all_symptoms(run) if run is not None else []
         if found:
             detail = _alert_symptom(found[0])
         elif t.top_symptom:
             detail = f"*Top symptom:* {one_line(t.top_symptom, _NAME_MAX)}"
-    elif reason is Reason.BACK_TO_NORMAL:
-        health = _health_plain(health_score)
-        again = f"{bold(risk.label, 60)} again ({health})"
-        sentence = f":white_check_mark: Back to normal: risk on {name} is {again}."
-        text = f"Back to normal: risk on {plain} is {level} again ({health})"
-    elif reason is Reason.NO_RUNNING_JOB:
-        sentence = f":black_circle: {name} has no running job any more; its risk is unknown until a job runs."
-        text = f"{plain} has no running job any more; its risk is unknown until a job runs."
-    else:
-        # FIRST_ALERT and the rest normally go to the anchor; as a note they still say what is true.
-        sentence = f"{risk.emoji} {bold(_risk_phrase(risk), 60)} on {name} ({_health_plain(health_score)})."
-        text = f"{one_line(_risk_phrase(risk), 60)} on {plain} ({_health_plain(health_score)})"
+    elif ChangeKind.JOB_FAILED in kinds:
+        detail = "\n".join(_failure_lines(notice.job)) or None
     when = (run.service_time or run.diagnosed_at) if run is not None else (s.last_checked_at or now)
     bits = [f"namespace {code(t.namespace)}", f"workspace {code(t.workspace)}"]
-    job = run.target.job_id if run is not None else t.job_id
-    if job and reason is not Reason.NO_RUNNING_JOB:
+    job = notice.job.job_id if notice.job is not None else None
+    if job:
         bits.append(f"job {code(job)}")
     bits.append(slack_date(when))
     return {"text": text, "sentence": sentence, "detail": detail, "where": " · ".join(bits)}

@@ -56,7 +56,21 @@ def interval_text(seconds: int) -> str:
 
 def threshold_text(min_risk: str | None) -> str:
     """A watch's threshold as a phrase: `alerts at Mid and above`. Plain text (not escaped)."""
-    return f"alerts at {Risk.parse(min_risk).label} and above"
+    risk = Risk.parse(min_risk)
+    if not risk.known:
+        return "risk alerts off"
+    return f"alerts at {risk.label} and above"
+
+
+def conditions_text(conditions: Any) -> str:
+    """A watch's conditions (bot.watch.model.Conditions) as a phrase. Plain text."""
+    s = conditions.settings
+    bits = [threshold_text(s.min_risk)]
+    bits.append("failed jobs" if s.failures else "failures off")
+    bits.append(f"restarts ≥{s.restarts}" if s.restarts is not None else "restarts off")
+    if s.min_health is not None:
+        bits.append(f"health below {s.min_health}")
+    return ", ".join(bits)
 
 
 def _health(score: int | None) -> str:
@@ -67,7 +81,8 @@ def _health(score: int | None) -> str:
 
 
 def _health_plain(score: int | None) -> str:
-    return f"health {score}/100" if score is not None else "health not reported"
+    """Plain text; the band goes with every score shown (the service's own bands)."""
+    return f"health {score}/100 ({health_band(score).label})" if score is not None else "health not reported"
 
 
 def _button(
@@ -136,6 +151,14 @@ def console_link(target: Target | None) -> str | None:
     url = template.format_map(values)
     # Slack refuses a button URL longer than 3000 characters; no link beats a refused message.
     return url if len(url) <= 3000 else None
+
+
+def snooze_text(state: TargetState, now: datetime) -> str | None:
+    """The snooze in a phrase (`until <date>`, `until a new job starts`), or None. Escaped."""
+    if state.snoozed_until_redeploy:
+        return "until a new job starts"
+    until = _snoozed_until(state, now)
+    return f"until {slack_date(until)}" if until is not None else None
 
 
 def _snoozed_until(state: TargetState, now: datetime) -> datetime | None:

@@ -35,6 +35,7 @@ from bot import metrics
 from bot.slack.blocks import Message
 from bot.slack.errors import UNREADABLE, slack_error
 from bot.slack.outage_view import checking_again_context, outage_context, outage_over_context
+from bot.watch.lifecycle import Action
 from bot.watch.model import (
     PAUSING_ERRORS,
     AnchorNotUpdated,
@@ -46,19 +47,17 @@ from bot.watch.model import (
     OutageNotice,
 )
 from bot.watch.outage import OutageAction
-from bot.watch.policy import Action
 
 log = logging.getLogger("flinkdiag.notify")
 
 # `flinkdiag_slack_posts_total{kind}`; the digests and reports add their own kinds.
 POST_KINDS = {
-    Action.POST_ALERT: "alert",
+    Action.POST_ROOT: "alert",
     Action.POST_FOLLOWUP: "followup",
-    Action.UPDATE_ANCHOR: "alert_update",
-    Action.POST_NOTE: "note",
+    Action.UPDATE_ROOT: "alert_update",
 }
 
-ALERT_EVENT = "flinkdiag_alert"  # an episode's anchor
+ALERT_EVENT = "flinkdiag_alert"  # an incident's root
 NOTE_EVENT = "flinkdiag_note"  # follow-ups and notes
 DIGEST_EVENT = "flinkdiag_digest"  # a storm digest: the anchor of several episodes
 _EVENTS = frozenset({ALERT_EVENT, NOTE_EVENT, DIGEST_EVENT})
@@ -247,9 +246,10 @@ class SlackNotifier:
         return ts
 
     async def _deliver(self, notice: Notice) -> str | None:
+        """Root post (returns its ts), thread reply then root edit, or root edit."""
         t = notice.target
         now = self.now()
-        if notice.action is Action.POST_ALERT:
+        if notice.action is Action.POST_ROOT:
             return await self.post_once(
                 t.channel_id,
                 self.renderer.render_alert(notice, now=now),
@@ -271,19 +271,9 @@ class SlackNotifier:
                     # The reply is out: failing the whole notice would post it a second time.
                     raise AnchorNotUpdated(str(e)) from e
             return None
-        if notice.action is Action.UPDATE_ANCHOR:
+        if notice.action is Action.UPDATE_ROOT:
             if t.anchor_ts and not t.anchor_shared:
                 await self.update(t.channel_id, t.anchor_ts, self.renderer.render_alert(notice, now=now))
-            return None
-        if notice.action is Action.POST_NOTE:
-            thread = t.anchor_ts if t.state.announced_risk is not None else None
-            await self.post_once(
-                t.channel_id,
-                self.renderer.render_alert_followup(notice, now=now, previous_risk=notice.previous_risk),
-                notice.delivery,
-                event_type=NOTE_EVENT,
-                thread_ts=thread,
-            )
             return None
         return None
 

@@ -35,6 +35,23 @@ def _target_id(value: str | None) -> int:
         ) from None
 
 
+def _alerts_on(watch: Any) -> str:
+    """What a new watch alerts on, in a phrase."""
+    s = watch.conditions.settings
+    bits = []
+    if s.failures:
+        bits.append("when a job fails")
+    if s.restarts is not None:
+        bits.append(f"when it restarts {s.restarts} times or more")
+    if s.min_risk is not None:
+        bits.append(f"when risk rises to {'High' if s.min_risk == 'RISK_LEVEL_HIGH' else 'Mid'} or above")
+    if s.min_health is not None:
+        bits.append(f"when health stays below {s.min_health}")
+    if not bits:
+        return "nothing (every condition is off; `unwatch` it or watch again with one on)"
+    return ", ".join(bits[:-1]) + (" or " if len(bits) > 1 else "") + bits[-1]
+
+
 def _where(body: dict[str, Any]) -> tuple[str, str]:
     """The workspace and channel a click came from."""
     return (body.get("team") or {}).get("id", ""), (body.get("channel") or {}).get("id", "")
@@ -126,7 +143,6 @@ class WatchCommands:
         refuse_unserved(self.namespaces, team, channel, scope.namespaces)
         watch = await self.service.add(team, channel, user, cmd, scope)
         every = format_duration(timedelta(seconds=watch.interval_seconds))
-        level = "High" if watch.min_risk == "RISK_LEVEL_HIGH" else "Mid"
         what = (
             watch.label
             if watch.kind == "namespace"
@@ -135,7 +151,7 @@ class WatchCommands:
         extra = " (every deployment in it, including new ones)" if watch.kind == "namespace" else ""
         await self._say(
             respond,
-            f"Watching {what}{extra} in this channel: I'll post when risk rises to {level} or above, "
+            f"Watching {what}{extra} in this channel: I'll post {_alerts_on(watch)}, "
             f"checking every {every}. Make sure I'm in this channel (`/invite @flinkdiag`).",
         )
 
@@ -162,7 +178,7 @@ class WatchCommands:
 
     def register_actions(self, app: AsyncApp, run_after_ack: Callable[..., Awaitable[None]]) -> None:
         async def snooze(
-            hours: int, ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
+            hours: int | None, ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
         ) -> None:
             await ack()
             new_request_id("a-")
@@ -170,16 +186,33 @@ class WatchCommands:
             async def work() -> None:
                 team, channel = _where(body)
                 target = await self.service.snooze(_target_id(action.get("value")), hours, team, channel)
-                until = target.state.snoozed_until
-                when = until.strftime("%Y-%m-%d %H:%M UTC") if until else "?"
-                text = f"Alerts for {target.label} are snoozed here for {hours}h (until {when})."
+                if hours is None:
+                    text = (
+                        f"Alerts for {target.label} are snoozed here until the deployment starts a "
+                        "new job (a restart or a redeploy); I'll say so here when it does."
+                    )
+                    said = f"Snoozed {target.label} until a new job starts."
+                else:
+                    until = target.state.snoozed_until
+                    when = until.strftime("%Y-%m-%d %H:%M UTC") if until else "?"
+                    text = (
+                        f"Alerts for {target.label} are snoozed here for {hours}h (until {when}), "
+                        "or until the deployment starts a new job."
+                    )
+                    said = f"Snoozed {target.label} for {hours}h."
                 if target.anchor_ts:
                     await self.notifier.post(
                         target.channel_id, self.renderer.render_text(text), thread_ts=target.anchor_ts
                     )
-                await self._say(respond, f"Snoozed {target.label} for {hours}h.")
+                await self._say(respond, said)
 
             await run_after_ack(work(), respond)
+
+        @app.action("snooze_redeploy")
+        async def on_snooze_redeploy(
+            ack: Any, action: dict[str, Any], body: dict[str, Any], respond: Respond
+        ) -> None:
+            await snooze(None, ack, action, body, respond)
 
         @app.action("snooze_1h")
         async def on_snooze_1h(

@@ -15,11 +15,12 @@ from bot.slack.format import (
     _LINE_SYMPTOM_MAX,
     _health_plain,
     _plural,
-    _snoozed_until,
+    conditions_text,
     interval_text,
     slack_date,
-    threshold_text,
+    snooze_text,
 )
+from bot.watch.lifecycle import STOPPED_STATUSES, Condition
 from bot.watch.model import Watch, WatchTarget
 from bot.watch.policy import TargetState
 from bot.watch.report import FleetReport, ReportRow
@@ -38,6 +39,14 @@ _STATUS_SHOWN: dict[str, tuple[str, str]] = {
     "cannot_check": (":warning:", "cannot check"),
     "not_checked": (":hourglass:", "not checked yet"),
     "paused": (":double_vertical_bar:", "paused"),
+    "failed": (":red_circle:", "job failed"),
+    "restarting": (":arrows_counterclockwise:", "restarting"),
+}
+_INCIDENT_WORDS = {
+    Condition.FAILED: "job failed",
+    Condition.RESTARTING: "restarting",
+    Condition.RISK: "risk",
+    Condition.HEALTH: "low health",
 }
 _LEVEL_ORDER = ("high", "mid", "low")
 
@@ -99,6 +108,10 @@ def _target_kind(s: TargetState) -> str:
         return "cannot_check"
     if s.last_kind == "no_job":
         return "no_job"
+    if s.incident.failed:
+        return "failed"
+    if s.incident.restarting:
+        return "restarting"
     return "ok"
 
 
@@ -109,16 +122,23 @@ def _target_key(t: WatchTarget) -> str:
     return _STATUS_SHOWN[kind][1]
 
 
-_KIND_ORDER = {"ok": 0, "cannot_check": 1, "no_job": 2, "not_checked": 3}
+_KIND_ORDER = {"failed": -2, "restarting": -1, "ok": 0, "cannot_check": 1, "no_job": 2, "not_checked": 3}
 
 
 def _target_sort_key(t: WatchTarget) -> tuple[bool, int, int, int, str]:
     # Worst first, like the report: highest level, then lowest health; muted ones last.
     s = t.state
     kind = _target_kind(s)
-    rank = Risk.parse(s.last_observed_risk).rank if kind == "ok" else 0
+    rank = Risk.parse(s.last_observed_risk).rank if kind in ("ok", "restarting") else 0
     health = s.last_health_score if s.last_health_score is not None else 101
-    return (t.muted, -rank, _KIND_ORDER[kind], health, t.label)
+    return (
+        t.muted,
+        _KIND_ORDER[kind] if kind in ("failed", "restarting") else 0,
+        -rank,
+        _KIND_ORDER[kind],
+        health,
+        t.label,
+    )
 
 
 def _target_line(t: WatchTarget, now: datetime) -> str:
@@ -126,22 +146,34 @@ def _target_line(t: WatchTarget, now: datetime) -> str:
     kind = _target_kind(s)
     name = bold(t.label, _LINE_NAME_MAX) or code(t.deployment_id, _LINE_NAME_MAX)
     parts: list[str] = []
-    if kind == "ok":
+    if kind in ("ok", "failed", "restarting"):
         risk = Risk.parse(s.last_observed_risk)
         emoji = risk.emoji
+        if kind != "ok":
+            emoji, shown = _STATUS_SHOWN[kind]
+            parts.append(shown)
         parts += [one_line(risk.label, 40), _health_plain(s.last_health_score)]
+        status = (s.last_job_status or "").upper()
+        if status in STOPPED_STATUSES:
+            parts.append(f"job {status.lower()} (not a failure)")
     else:
         emoji, shown = _STATUS_SHOWN[kind]
         if kind == "cannot_check":
             shown = f"cannot check ({_plural(s.failure_streak, 'failure')})"
+        stopped = (s.last_job_status or "").upper()
+        if kind == "no_job" and stopped in STOPPED_STATUSES:
+            shown = f"no running job (job {stopped.lower()}, not a failure)"
         parts.append(shown)
         if kind == "cannot_check" and s.last_observed_risk is not None:
             parts.append(f"last seen {one_line(Risk.parse(s.last_observed_risk).label, 40)}")
     if s.last_checked_at is not None:
         parts.append(f"checked {slack_date(s.last_checked_at)}")
-    until = _snoozed_until(s, now)
-    if until is not None:
-        parts.append(f":zzz: snoozed until {slack_date(until)}")
+    if s.incident.incident_open:
+        open_now = ", ".join(_INCIDENT_WORDS[c] for c in s.incident.announced)
+        parts.append(f":rotating_light: open incident: {open_now}")
+    snooze = snooze_text(s, now)
+    if snooze is not None:
+        parts.append(f":zzz: snoozed {snooze}")
     if t.muted:
         parts.append(":no_bell: muted")
     return cut(f"{emoji} {name} — " + " · ".join(parts), _LINE_MAX)
@@ -163,7 +195,7 @@ def _outage_line(w: Watch) -> str:
 
 
 def _watch_title(w: Watch, count: int) -> str:
-    how = f"{escape_mrkdwn(threshold_text(w.min_risk))} · {interval_text(w.interval_seconds)}"
+    how = f"{escape_mrkdwn(conditions_text(w.conditions))} · {interval_text(w.interval_seconds)}"
     if w.kind == "namespace":
         what = f"*Namespace* {code(w.namespace, _LINE_NAME_MAX)} · workspace {code(w.workspace, 60)}"
         return f":eyes: {what} · {_plural(count, 'deployment')} · {how}"
@@ -245,9 +277,12 @@ def _watches_context(
 def _row_line(r: ReportRow) -> str:
     name = bold(r.label, _LINE_NAME_MAX) or code(r.deployment_id, _LINE_NAME_MAX)
     parts = [code(r.namespace, 60)]
-    if r.status == "ok":
+    if r.status in ("ok", "failed", "restarting"):
         risk = Risk.parse(r.risk)
         emoji = risk.emoji
+        if r.status != "ok":
+            emoji, shown = _STATUS_SHOWN[r.status]
+            parts.append(shown)
         health = _health_plain(r.health_score)
         delta = r.health_delta
         if delta:
@@ -256,6 +291,11 @@ def _row_line(r: ReportRow) -> str:
     else:
         emoji, shown = _STATUS_SHOWN.get(r.status, (":grey_question:", one_line(r.status, 40)))
         parts.append(shown)
+    if (r.job_status or "").upper() in STOPPED_STATUSES:
+        parts.append(f"job {one_line((r.job_status or '').lower(), 20)} (not a failure)")
+    if r.status_change is not None:
+        was = _STATUS_SHOWN.get(r.status_change, ("", one_line(r.status_change, 40)))[1]
+        parts.append(f"was {was if r.status_change != 'ok' else 'fine'} at the last report")
     if r.new_since_last:
         parts.append(":new: new")
     elif r.change in ("up", "down"):

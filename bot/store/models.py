@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -108,7 +109,11 @@ class WatchRow(Base):
     namespace: Mapped[str]
     deployment_id: Mapped[str | None]
     deployment_name: Mapped[str | None]
-    min_risk: Mapped[str]
+    min_risk: Mapped[str]  # a risk level's raw value, or "off"
+    # The watch's other conditions (bot.watch.lifecycle.Settings; added in 0009). NULL = off.
+    failures: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    restarts: Mapped[int | None] = mapped_column(Integer, default=3, server_default="3")
+    min_health: Mapped[int | None] = mapped_column(Integer)
     interval_seconds: Mapped[int]
     created_by: Mapped[str | None]
     created_at: Mapped[datetime | None]
@@ -139,8 +144,12 @@ class WatchTargetRow(Base):
     deployment_id: Mapped[str]
     deployment_name: Mapped[str | None]
     interval_seconds: Mapped[int]  # copied from the watch so a claim is one UPDATE
-    state: Mapped[dict[str, Any]]  # bot.watch.policy.TargetState without snoozed_until
+    state: Mapped[dict[str, Any]]  # bot.watch.policy.TargetState (its snooze fields unused)
+    # The snooze, owned by the Snooze buttons (a check never writes it): until a time, or until
+    # a new job; either way only while the job is still `snoozed_job_id` (added in 0009).
     snoozed_until: Mapped[datetime | None]
+    snoozed_until_redeploy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    snoozed_job_id: Mapped[str | None]
     anchor_ts: Mapped[str | None]  # the episode's first alert message (thread root)
     # the anchor is a storm digest shared by several deployments (added in 0003)
     anchor_shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

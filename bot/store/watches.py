@@ -112,9 +112,26 @@ def _outage_values(state: OutageState) -> dict[str, Any]:
 
 
 def _state(m: Any) -> TargetState:
-    raw = dict(m["state"] or {})
-    raw["snoozed_until"] = m["snoozed_until"]
-    return TargetState.model_validate(raw)
+    """The stored state, with the buttons' snooze copied in where it still applies.
+
+    A snooze applies while the job it was pressed on is still the current one: the check that
+    sees a new job ends it (with a note, see bot.watch.lifecycle) and the next check no longer
+    finds it applying, so the check never has to write the buttons' columns.
+    """
+    raw = m["state"] if isinstance(m["state"], dict) else {}
+    state = TargetState.load(raw)
+    incident = state.incident
+    if not raw.get("incident") and incident.job_id is None and m["job_id"]:
+        # A state stored before incidents: the row's job is the baseline, not a new job.
+        incident = incident.model_copy(update={"job_id": m["job_id"]})
+    until, redeploy = m["snoozed_until"], bool(m["snoozed_until_redeploy"])
+    applies = (until is not None or redeploy) and m["snoozed_job_id"] == incident.job_id
+    if not applies:
+        until, redeploy = None, False
+    incident = incident.model_copy(update={"snoozed_until": until, "snoozed_until_redeploy": redeploy})
+    # model_validate (not copy): naive datetimes from the store become UTC
+    incident = type(incident).model_validate(incident.model_dump())
+    return state.model_copy(update={"incident": incident, "snoozed_until": incident.snoozed_until})
 
 
 class WatchStore:
@@ -146,6 +163,9 @@ class WatchStore:
         interval_seconds: int,
         created_by: str,
         now: float,
+        failures: bool = True,
+        restarts: int | None = 3,
+        min_health: int | None = None,
     ) -> Watch:
         """Add a watch; its first check (or namespace listing) is due at once. DuplicateWatch if it exists."""
         same = select(*_w.c).where(
@@ -172,6 +192,9 @@ class WatchStore:
                             deployment_id=deployment_id,
                             deployment_name=deployment_name,
                             min_risk=min_risk,
+                            failures=failures,
+                            restarts=restarts,
+                            min_health=min_health,
                             interval_seconds=interval_seconds,
                             created_by=created_by,
                             created_at=self._clock(),
@@ -248,9 +271,18 @@ class WatchStore:
             row = (await session.execute(self._target_select().where(_t.c.id == target_id))).one_or_none()
         return self._target(row._mapping) if row else None
 
-    async def snooze(self, target_id: int, until: datetime | None) -> WatchTarget | None:
+    async def snooze(
+        self,
+        target_id: int,
+        until: datetime | None,
+        *,
+        redeploy: bool = False,
+        job_id: str | None = None,
+    ) -> WatchTarget | None:
+        """Snooze until `until` or (`redeploy`) until a new job; `job_id` is the job it is pressed on."""
+        values = {"snoozed_until": until, "snoozed_until_redeploy": redeploy, "snoozed_job_id": job_id}
         async with self._sessions.begin() as session:
-            await session.execute(update(_t).where(_t.c.id == target_id).values(snoozed_until=until))
+            await session.execute(update(_t).where(_t.c.id == target_id).values(**values))
         return await self.target(target_id)
 
     async def mute(self, target_id: int) -> WatchTarget | None:
@@ -299,13 +331,21 @@ class WatchStore:
             _w.c.workspace,
             _w.c.namespace,
             _w.c.min_risk,
+            _w.c.failures,
+            _w.c.restarts,
+            _w.c.min_health,
         ).join(_w, _w.c.id == _t.c.watch_id)
 
     @staticmethod
     def _target(m: Any) -> WatchTarget:
-        columns = {k: m[k] for k in WatchTarget.model_fields if k not in {"state", "muted", "anchor_shared"}}
+        skip = {"state", "muted", "anchor_shared", "failures"}
+        columns = {k: m[k] for k in WatchTarget.model_fields if k not in skip}
         return WatchTarget(
-            **columns, state=_state(m), muted=bool(m["muted"]), anchor_shared=bool(m["anchor_shared"])
+            **columns,
+            state=_state(m),
+            muted=bool(m["muted"]),
+            anchor_shared=bool(m["anchor_shared"]),
+            failures=bool(m["failures"]),
         )
 
     async def claim_due_targets(

@@ -4,7 +4,9 @@
   due check is taken by exactly one of them);
 * check: resolve the deployment's current job (job ids change at every restart) and diagnose it,
   through the Flink client's limiter; an API failure is an observation, not an exception;
-* decide: `bot.watch.policy.decide`, pure;
+* decide: `bot.watch.lifecycle.decide`, pure, on what the job list shows of the current job
+  (status, failure, restarts, risk, health); a failed check only counts toward the outage rule
+  (`bot.watch.policy.track_failure`);
 * deliver: the `Notifier` (Slack side) posts, threads or edits; it may refuse with a
   `ChannelUnavailable` (pause the channel's watches) or a `DeliveryFailed` (try at the next check),
   or report `AnchorNotUpdated` (the reply went out, the alert's edit is redone next check);
@@ -27,16 +29,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from bot import metrics
 from bot.diagnosis.report import DiagnosisRun, Target
-from bot.diagnosis.resolve import FlinkApi, current_job
+from bot.diagnosis.resolve import FlinkApi
 from bot.diagnosis.risk import Risk
 from bot.flink.errors import FlinkError
-from bot.flink.models import Deployment, JobDiagnosis
+from bot.flink.models import Deployment, Job, JobDiagnosis, as_epoch_ms, as_opt_count
 from bot.logs import new_request_id
+from bot.watch import lifecycle
+from bot.watch.lifecycle import Action, JobObservation
 from bot.watch.model import (
     AnchorNotUpdated,
     ChannelUnavailable,
@@ -44,6 +49,7 @@ from bot.watch.model import (
     Delivery,
     DeliveryFailed,
     DeliveryLog,
+    JobFacts,
     Notice,
     Notifier,
     OutageNotice,
@@ -52,7 +58,7 @@ from bot.watch.model import (
     WatchTarget,
 )
 from bot.watch.outage import DEFAULT_RECOVERY_CHECKS, OutageAction, TargetHealth, decide_outage
-from bot.watch.policy import Action, Decision, Observation, TargetState, decide
+from bot.watch.policy import TargetState, track_failure, track_success
 from bot.watch.recorder import GroupRecorder
 from bot.watch.storm import StormGate
 
@@ -62,12 +68,36 @@ log = logging.getLogger("flinkdiag.watch")
 START_CHUNK = 64
 
 
+class CheckReason(StrEnum):
+    FAILURE_COUNTED = "failure_counted"  # a failed check; the watch's outage rule takes it from here
+
+
+FAILURE_COUNTED = CheckReason.FAILURE_COUNTED
+
+
 @dataclass(frozen=True)
 class Observed:
-    observation: Observation
+    observation: JobObservation | None  # None: the check failed (see error)
     run: DiagnosisRun | None = None
     error: str | None = None
+    error_kind: str | None = None
     full: bool = False  # the run holds a full GetJobDiagnosis, not just the job status
+    facts: JobFacts | None = None  # the current job as the list showed it (a successful check)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One check's outcome: the policy's reason and action, and the target state to persist."""
+
+    reason: StrEnum  # lifecycle.Reason, or CheckReason for a failed check
+    action: Action
+    state: TargetState
+    state_if_not_done: TargetState
+    decision: lifecycle.Decision | None = None  # None for a failed check
+
+    @property
+    def posts(self) -> bool:
+        return self.action in (Action.POST_ROOT, Action.POST_FOLLOWUP)
 
 
 @dataclass
@@ -80,18 +110,6 @@ class SweepResult:
     reasons: dict[str, int] = field(default_factory=dict)
     outages: dict[str, int] = field(default_factory=dict)  # OutageReason of each watch decided on
     seconds: float = 0.0
-
-
-# What a failure record keeps of the check's intended state: what was announced (and what the
-# announcements were decided on), so a post that went out is never posted again.
-_ANNOUNCED = (
-    "confirmed_risk",
-    "pending_risk",
-    "pending_count",
-    "announced_risk",
-    "anchor_risk",
-    "no_job_announced",
-)
 
 
 def _top_symptom(run: DiagnosisRun) -> str | None:
@@ -203,7 +221,7 @@ class Sweeper:
         return result
 
     def _tally(
-        self, result: SweepResult, t: WatchTarget, outcome: tuple[Decision, bool] | BaseException
+        self, result: SweepResult, t: WatchTarget, outcome: tuple[Checked, bool] | BaseException
     ) -> bool:
         """Count one check into the sweep's result; whether its watch may need an outage note."""
         result.checked += 1
@@ -222,49 +240,58 @@ class Sweeper:
             result.failures += 1
         return self._lately_failed(decision.state)
 
-    def _needs_full_diagnosis(self, t: WatchTarget, status_risk: str | None) -> bool:
-        """Whether this check needs GetJobDiagnosis, or the job status's own risk level will do.
+    def _needs_full_diagnosis(self, t: WatchTarget, obs: JobObservation, now: datetime) -> bool:
+        """Whether this check needs GetJobDiagnosis, or the job status's own reading will do.
 
-        A job's status carries riskLevel/healthScore (flink-openapi.md), so a deployment that is
-        below its threshold with nothing pending or announced costs one call (ListJobs) instead
-        of two. Anything that may lead to a post, or a status without a level (it is unverified
-        that the service always fills it), gets the full diagnosis: alerts need its symptoms.
+        A job's status carries riskLevel/healthScore (flink-openapi.md), so a deployment with
+        nothing wrong costs one call (ListJobs) instead of two: the policy is asked first on the
+        status alone, and only a check that may post or edit (or a running job whose status has
+        no risk level: it is unverified that the service always fills it) gets the diagnosis,
+        whose symptoms the messages show. A job that is not running is not diagnosed: the root
+        shows the last diagnosis's top symptom instead.
         """
-        if not self.cheap_first_look or status_risk is None:
+        if not obs.running:
+            return False
+        if not self.cheap_first_look or obs.risk is None:
             return True
-        threshold = Risk.parse(t.min_risk)
-        s = t.state
         return (
-            Risk.parse(status_risk) >= threshold
-            or s.announced_risk is not None
-            or (s.pending_risk is not None and Risk.parse(s.pending_risk) >= threshold)
-            or (s.confirmed_risk is not None and Risk.parse(s.confirmed_risk) >= threshold)
+            lifecycle.decide(t.state.incident, obs, t.conditions.settings, now=now).action is not Action.NONE
         )
 
     async def observe(self, t: WatchTarget, now: datetime) -> Observed:
         """One check of a deployment's current job; failures become observations."""
         try:
             jobs = await self.api.recent_jobs(t.workspace, t.namespace, t.deployment_id)
-            job = current_job(jobs)
+            job = latest_job(jobs)
             if job is None:
-                return Observed(Observation(kind="no_job", at=now))
-            full = self._needs_full_diagnosis(t, job.status.risk_level)
+                return Observed(JobObservation(at=now), facts=JobFacts())
+            facts = job_facts(job)
+            obs = _observation(facts, now)
+            full = self._needs_full_diagnosis(t, obs, now)
             if full:
                 diagnosis = await self.api.get_job_diagnosis(
                     t.workspace, t.namespace, t.deployment_id, job.job_id
                 )
-            else:
-                diagnosis = JobDiagnosis(
-                    risk_level=job.status.risk_level, health_score=job.status.health_score
+                # The diagnosis is the fuller reading; the status's fills what it leaves out.
+                facts = facts.model_copy(
+                    update={
+                        "risk": Risk.parse(diagnosis.risk_level).raw or facts.risk,
+                        "health_score": diagnosis.health_score
+                        if diagnosis.health_score is not None
+                        else facts.health_score,
+                    }
                 )
+                obs = _observation(facts, now)
+            else:
+                diagnosis = JobDiagnosis(risk_level=facts.risk, health_score=facts.health_score)
         except FlinkError as e:
             log.info("check failed", extra={"deployment_id": t.deployment_id, **e.log_fields()})
-            return Observed(Observation(kind="failure", error_kind=e.kind, at=now), error=e.user_message)
+            return Observed(None, error=e.user_message, error_kind=e.kind)
         except Exception as e:
             # An answer the models can't take, a bug: still a failed check, counted toward the
             # watch's can't-check note, never a crash that keeps the target's lease.
             log.error("check crashed", exc_info=e, extra={"deployment_id": t.deployment_id})
-            return self._failed(e, now)
+            return self._failed(e)
         target = Target(
             workspace=t.workspace,
             namespace=t.namespace,
@@ -274,13 +301,11 @@ class Sweeper:
             region=self.region,
         )
         run = DiagnosisRun(target=target, diagnosis=diagnosis, diagnosed_at=now)
-        obs = Observation(kind="risk", risk=diagnosis.risk_level, health_score=diagnosis.health_score, at=now)
-        return Observed(obs, run=run, full=full)
+        return Observed(obs, run=run, full=full, facts=facts)
 
     @staticmethod
-    def _failed(e: BaseException, now: datetime) -> Observed:
-        obs = Observation(kind="failure", error_kind=type(e).__name__[:80], at=now)
-        return Observed(obs, error=_crash_sentence(e))
+    def _failed(e: BaseException) -> Observed:
+        return Observed(None, error=_crash_sentence(e), error_kind=type(e).__name__[:80])
 
     async def _finish_digests(self, gate: StormGate) -> None:
         """List in each digest every alert that joined it after it was posted (one edit each)."""
@@ -316,6 +341,20 @@ class Sweeper:
                 d.shown = len(d.notices)
             return d.ts
 
+    def _decide(self, t: WatchTarget, observed: Observed, now: datetime) -> Checked:
+        if observed.observation is None:
+            state = track_failure(t.state, error_kind=observed.error_kind, at=now)
+            return Checked(reason=FAILURE_COUNTED, action=Action.NONE, state=state, state_if_not_done=state)
+        obs = observed.observation
+        d = lifecycle.decide(t.state.incident, obs, t.conditions.settings, now=now)
+        return Checked(
+            reason=d.reason,
+            action=d.action,
+            state=track_success(t.state, obs, d.state),
+            state_if_not_done=track_success(t.state, obs, d.state_if_not_done),
+            decision=d,
+        )
+
     async def check(
         self,
         t: WatchTarget,
@@ -323,20 +362,19 @@ class Sweeper:
         *,
         recorder: GroupRecorder | None = None,
         gate: StormGate | None = None,
-    ) -> tuple[Decision, bool]:
+    ) -> tuple[Checked, bool]:
         """Check one target, deliver what the policy says, record the outcome (with `recorder`'s batch).
 
         Whatever goes wrong is recorded as a failed check, which also gives the lease back.
         """
         now = now or self.now()
         observed = await self.observe(t, now)
-        threshold = Risk.parse(t.min_risk)
         try:
-            decision = decide(t.state, observed.observation, threshold=threshold, now=now)
+            decision = self._decide(t, observed, now)
         except Exception as e:
             log.error("check crashed", exc_info=e, extra={"deployment_id": t.deployment_id})
-            observed = self._failed(e, now)
-            decision = decide(t.state, observed.observation, threshold=threshold, now=now)
+            observed = self._failed(e)
+            decision = self._decide(t, observed, now)
         run, error = observed.run, observed.error
         anchor_ts, anchor_shared = t.anchor_ts, t.anchor_shared
         delivered = True
@@ -350,15 +388,18 @@ class Sweeper:
                 action=decision.action,
                 reason=decision.reason,
                 target=t.model_copy(update={"state": decision.state}),
-                decision_risk=decision.risk,
-                previous_risk=t.state.announced_risk,
+                decision_risk=decision.state.incident.confirmed_risk,
+                previous_risk=t.state.incident.announced_risk,
+                changes=decision.decision.changes if decision.decision else (),
+                job=observed.facts,
+                window_minutes=int(t.conditions.settings.restart_window.total_seconds() // 60),
                 run=run,
                 error=error,
                 delivery=delivery,
             )
             try:
                 found = None
-                if decision.action is Action.POST_ALERT and delivery is not None and delivery.retry:
+                if decision.action is Action.POST_ROOT and delivery is not None and delivery.retry:
                     found = await self.notifier.find_posted(notice)
                     # looked already: the post below need not look again
                     notice = notice.model_copy(
@@ -367,13 +408,13 @@ class Sweeper:
                 if found is not None:
                     anchor_ts, anchor_shared = found.ts, found.shared
                 elif (
-                    decision.action is Action.POST_ALERT and gate is not None and not gate.admit(t.channel_id)
+                    decision.action is Action.POST_ROOT and gate is not None and not gate.admit(t.channel_id)
                 ):
                     anchor_ts, anchor_shared = await self._to_digest(gate, notice), True
                     await self._posted(delivery, anchor_ts, shared=True)
                 else:
                     ts = await self.notifier.deliver(notice)
-                    if decision.action is Action.POST_ALERT and ts:
+                    if decision.action is Action.POST_ROOT and ts:
                         anchor_ts, anchor_shared = ts, False
                         await self._posted(delivery, ts)
             except ChannelUnavailable as e:
@@ -395,9 +436,13 @@ class Sweeper:
                 )
             except AnchorNotUpdated as e:
                 # Recording the reply as not done would post it again at the next check. Keep
-                # the anchor's old level instead, so the policy finds the edit still due.
-                if state.episode_open:
-                    state = state.model_copy(update={"anchor_risk": t.state.anchor_risk})
+                # what the root showed before instead, so the policy finds the edit still due.
+                if state.incident.incident_open:
+                    before = t.state.incident
+                    incident = state.incident.model_copy(
+                        update={"root": before.root, "root_level": before.root_level}
+                    )
+                    state = state.model_copy(update={"incident": incident})
                 log.warning(
                     "alert not updated; will retry the edit at the next check",
                     extra={"channel": t.channel_id, "error": str(e)},
@@ -408,19 +453,21 @@ class Sweeper:
                 # note rather than in silence.
                 delivered = False
                 log.error("check crashed while posting", exc_info=e, extra={"deployment_id": t.deployment_id})
-                failed = self._failed(e, now)
+                failed = self._failed(e)
                 error = failed.error
-                state = decide(t.state, failed.observation, threshold=threshold, now=now).state
+                state = self._decide(t, failed, now).state
         if state.last_kind == "failure" and error:
             self._errors[t.watch_id] = error
+        job_id = observed.facts.job_id if observed.facts is not None else None
         log.info(
             "checked",
             extra={
                 "deployment_id": t.deployment_id,
-                "job_id": run.target.job_id if run else None,
+                "job_id": job_id,
+                "job_status": observed.facts.status if observed.facts is not None else None,
                 "reason": decision.reason.value,
                 "action": decision.action.value,
-                "risk": decision.risk,
+                "risk": state.incident.confirmed_risk,
             },
         )
         try:
@@ -432,7 +479,7 @@ class Sweeper:
             state=state,
             anchor_ts=anchor_ts,
             anchor_shared=anchor_shared,
-            job_id=run.target.job_id if run else t.job_id,
+            job_id=job_id if observed.facts is not None else t.job_id,
             # a status-only look has no symptoms: keep the last full diagnosis's
             top_symptom=top,
             pending_delivery=pending,
@@ -444,10 +491,10 @@ class Sweeper:
             # failed check built from what the store already holds plus what was announced, so
             # the lease is given back and nothing posted is posted again.
             log.error("check not recorded", exc_info=e, extra={"deployment_id": t.deployment_id})
-            failed = self._failed(e, now)
+            failed = self._failed(e)
             self._errors[t.watch_id] = failed.error or ""
-            tracked = decide(t.state, failed.observation, threshold=threshold, now=now).state
-            kept = tracked.model_copy(update={k: getattr(state, k) for k in _ANNOUNCED})
+            tracked = self._decide(t, failed, now).state
+            kept = tracked.model_copy(update={"incident": state.incident})
             fallback = CheckRecord(
                 target_id=t.id,
                 state=kept,
@@ -459,8 +506,8 @@ class Sweeper:
             await self._record(fallback, recorder)
             state = kept
         if state is not decision.state:
-            decision = decision.model_copy(update={"state": state})
-        metrics.check_done(observed.observation.kind)
+            decision = replace(decision, state=state)
+        metrics.check_done(state.last_kind or "failure")
         return decision, delivered
 
     async def _record(self, record: CheckRecord, recorder: GroupRecorder | None) -> None:
@@ -611,7 +658,7 @@ class _SweepRun:
     async def _work(self) -> None:
         s = self.s
         while (t := await self.queue.get()) is not None:
-            outcome: tuple[Decision, bool] | BaseException
+            outcome: tuple[Checked, bool] | BaseException
             try:
                 with self.recorder.running():
                     outcome = await s.check(t, self.now, recorder=self.recorder, gate=self.gate)
@@ -645,6 +692,58 @@ class _SweepRun:
             if lost:
                 # Their records will be refused: another replica has taken them over.
                 log.warning("leases lost", extra={"targets": lost})
+
+
+def latest_job(jobs: list[Job]) -> Job | None:
+    """The deployment's current job: the newest one started, whatever its state (a FAILED job is
+    the current one until another starts)."""
+    if not jobs:
+        return None
+    return max(jobs, key=lambda j: j.start_time or 0)
+
+
+def _text(v: object, limit: int = 4000) -> str | None:
+    if v is None or isinstance(v, dict | list):
+        return None
+    s = str(v).strip()
+    return s[:limit] or None
+
+
+def _ms(v: object) -> datetime | None:
+    n = as_epoch_ms(v)
+    return datetime.fromtimestamp(n / 1000, UTC) if n is not None else None
+
+
+def job_facts(job: Job) -> JobFacts:
+    """The job list's facts about one job, normalised (the `failure`/`running` objects can hold
+    anything: odd values become None)."""
+    st = job.status
+    failure = st.failure or {}
+    running = st.running or {}
+    restarts = running.get("observedFlinkJobRestarts")
+    return JobFacts(
+        job_id=job.job_id,
+        status=(st.current_job_status or "").strip().upper() or None,
+        failure_reason=_text(failure.get("reason")),
+        failure_message=_text(failure.get("message")),
+        failed_at=_ms(failure.get("failedAt")),
+        restarts=as_opt_count(restarts),
+        started_at=_ms(job.start_time),
+        risk=Risk.parse(st.risk_level).raw,
+        health_score=st.health_score,
+    )
+
+
+def _observation(f: JobFacts, now: datetime) -> JobObservation:
+    return JobObservation(
+        at=now,
+        job_id=f.job_id,
+        status=f.status,
+        restarts=f.restarts,
+        risk=f.risk,
+        health_score=f.health_score,
+        job_started_at=f.started_at,
+    )
 
 
 def _pairs(deployments: list[Deployment]) -> list[tuple[str, str | None]]:

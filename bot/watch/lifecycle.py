@@ -1,9 +1,10 @@
 """One incident per (watch channel, deployment): job failed, restart loop, risk, health. Pure.
 
-Where `bot.watch.policy` decides about the diagnosis risk alone, this module reconciles every
+The watch loop's only policy (`bot.watch.policy` keeps the stored state around it and counts
+failed checks). It reconciles every
 condition a cheap look at the job list shows (the job's `status`: `currentJobStatus`, `failure`,
 `running.observedFlinkJobRestarts`, `riskLevel`, `healthScore`) into a single incident thread.
-Like policy.py it is alertmanager's dedup stage: `decide(state, observation, settings, now)`
+It is alertmanager's dedup stage: `decide(state, observation, settings, now)`
 returns a `Decision` with a named `Reason`, one `Action`, the `changes` to tell, the state to
 persist when the action is done and `state_if_not_done` when it could not be. No clock, no I/O.
 
@@ -22,8 +23,8 @@ Facts (tracked on every check, snoozed or not, whatever was announced):
   N or more new jobs (job id changes) within `settings.restart_window` (an hour). It stays open
   until a check sees a running job with no new restart (or no active job) and fewer than N
   starts in the window: a loop that slows down is still a loop.
-* RISK (`settings.min_risk`, off with None): the confirmed level of policy.py (the same rule,
-  reused: two consecutive sightings, or at once on a rise to HIGH), from running jobs only; a
+* RISK (`settings.min_risk`, off with None): the confirmed level (two consecutive sightings of
+  a new level, or at once on a rise to HIGH), from running jobs only; a
   stopped job or no job leaves the confirmed level alone (the risk is unknown, not low). A new
   job id is a different run, so a pending sighting does not carry over. Open while the confirmed
   level ranks at or above the threshold.
@@ -74,10 +75,11 @@ from pydantic import (
     field_validator,
 )
 
-from bot.diagnosis.risk import MID, HealthBand, Risk, health_band
-from bot.watch import policy
+from bot.diagnosis.risk import HIGH, MID, HealthBand, Risk, health_band
 
 DEFAULT_RESTARTS = 3
+# Two consecutive sightings make a risk level (or a low health score) confirmed: no flapping.
+CONFIRMATIONS = 2
 RESTART_WINDOW = timedelta(hours=1)
 # Job starts remembered; more than this in one window reads as "at least MAX_STARTS".
 MAX_STARTS = 20
@@ -201,7 +203,7 @@ class IncidentState(BaseModel):
     failed: bool = False
     restarting: bool = False
     restart_growth: int | None = None  # for messages: growth at the check that opened it
-    confirmed_risk: str | None = None  # policy.py's hysteresis, same meaning
+    confirmed_risk: str | None = None  # hysteresis: see _confirm
     pending_risk: str | None = None
     pending_count: int = 0
     health_score: int | None = None  # last reported by a running job
@@ -526,7 +528,7 @@ def _track(state: IncidentState, obs: JobObservation, settings: Settings, now: d
             else:
                 count = update.get("health_low_count", state.health_low_count) + 1
                 update["health_low_count"] = count
-                if count >= policy.CONFIRMATIONS:
+                if count >= CONFIRMATIONS:
                     update["health_low"] = True
     if settings.min_health is None:
         update |= {"health_low": False, "health_low_count": 0}
@@ -535,11 +537,16 @@ def _track(state: IncidentState, obs: JobObservation, settings: Settings, now: d
 
 
 def _confirm(s: IncidentState, observed: str) -> dict[str, Any]:
-    # One hysteresis rule for both kinds of watch: policy.py's, run on a TargetState holding ours.
-    held = policy.TargetState(
-        confirmed_risk=s.confirmed_risk, pending_risk=s.pending_risk, pending_count=s.pending_count
-    )
-    return policy._confirm(held, observed)
+    confirmed = s.confirmed_risk
+    if observed == confirmed:
+        return {"pending_risk": None, "pending_count": 0}
+    if Risk(observed).rank >= HIGH.rank and Risk(observed).rank > Risk(confirmed).rank:
+        # A jump to HIGH is not waited on: one sweep of delay is what the on-call pays for.
+        return {"confirmed_risk": observed, "pending_risk": None, "pending_count": 0}
+    count = s.pending_count + 1 if observed == s.pending_risk else 1
+    if count >= CONFIRMATIONS:
+        return {"confirmed_risk": observed, "pending_risk": None, "pending_count": 0}
+    return {"pending_risk": observed, "pending_count": count}
 
 
 def _facts(s: IncidentState, settings: Settings) -> dict[Condition, str | None]:

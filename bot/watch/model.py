@@ -11,8 +11,39 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from bot.diagnosis.report import DiagnosisRun
+from bot.diagnosis.risk import Risk
+from bot.watch.lifecycle import Action, Change, Reason, Settings
 from bot.watch.outage import OutageAction, OutageReason, OutageState
-from bot.watch.policy import Action, Reason, TargetState
+from bot.watch.policy import TargetState
+
+RESTARTS_DEFAULT = 3
+
+
+class Conditions(BaseModel):
+    """What a watch alerts on (`--min-risk`, `--failures`, `--restarts`, `--min-health`).
+
+    `min_risk` is the stored text: a Risk raw value, or "off"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_risk: str
+    failures: bool = True
+    restarts: int | None = RESTARTS_DEFAULT
+    min_health: int | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The lifecycle policy's settings; a value the policy can't take is off, not a crash."""
+        risk = Risk.parse(self.min_risk)
+        restarts = self.restarts if self.restarts is not None and self.restarts >= 1 else None
+        health = self.min_health if self.min_health is not None and 0 <= self.min_health <= 101 else None
+        return Settings(
+            min_risk=risk.raw if risk.known else None,
+            failures=self.failures,
+            restarts=restarts,
+            min_health=health,
+        )
+
 
 # Slack's answers that mean "not in this channel until someone acts": the channel is paused.
 PAUSING_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
@@ -32,11 +63,20 @@ class Watch(BaseModel):
     deployment_id: str | None = None
     deployment_name: str | None = None
     min_risk: str
+    failures: bool = True
+    restarts: int | None = RESTARTS_DEFAULT
+    min_health: int | None = None
     interval_seconds: int
     created_by: str | None = None
     created_at: datetime | None = None
     paused_reason: str | None = None
     outage: OutageState = OutageState()
+
+    @property
+    def conditions(self) -> Conditions:
+        return Conditions(
+            min_risk=self.min_risk, failures=self.failures, restarts=self.restarts, min_health=self.min_health
+        )
 
     @property
     def label(self) -> str:
@@ -59,6 +99,9 @@ class WatchTarget(BaseModel):
     deployment_id: str
     deployment_name: str | None = None
     min_risk: str
+    failures: bool = True
+    restarts: int | None = RESTARTS_DEFAULT
+    min_health: int | None = None
     interval_seconds: int
     state: TargetState = TargetState()
     anchor_ts: str | None = None
@@ -70,8 +113,30 @@ class WatchTarget(BaseModel):
     next_check_at: float = 0.0
 
     @property
+    def conditions(self) -> Conditions:
+        return Conditions(
+            min_risk=self.min_risk, failures=self.failures, restarts=self.restarts, min_health=self.min_health
+        )
+
+    @property
     def label(self) -> str:
         return self.deployment_name or self.deployment_id
+
+
+class JobFacts(BaseModel):
+    """What the job list said about the deployment's current job, for the messages."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str | None = None
+    status: str | None = None  # currentJobStatus
+    failure_reason: str | None = None
+    failure_message: str | None = None
+    failed_at: datetime | None = None
+    restarts: int | None = None  # running.observedFlinkJobRestarts
+    started_at: datetime | None = None
+    risk: str | None = None
+    health_score: int | None = None
 
 
 class Delivery(BaseModel):
@@ -97,13 +162,18 @@ class Found:
 
 
 class Notice(BaseModel):
-    """What the engine asks the Slack side to say; the sink renders it."""
+    """What the engine asks the Slack side to say; the sink renders it.
+
+    `target.state` is the state after the decision: its `incident` names what the root shows."""
 
     action: Action
     reason: Reason
     target: WatchTarget
-    decision_risk: str | None
+    decision_risk: str | None  # the confirmed risk level after this check
     previous_risk: str | None = None  # the highest level announced before this decision
+    changes: tuple[Change, ...] = ()  # what a thread reply tells, in order
+    job: JobFacts | None = None  # the current job as this check saw it
+    window_minutes: int = 60  # the restart window, for "N starts within the last hour"
     run: DiagnosisRun | None = None
     error: str | None = None
     delivery: Delivery | None = None  # posts only: the recorded intent
@@ -151,7 +221,7 @@ class AnchorNotUpdated(Exception):
 
 class Notifier(Protocol):
     async def deliver(self, notice: Notice) -> str | None:
-        """Carry out the notice; returns the new anchor ts for POST_ALERT."""
+        """Carry out the notice; returns the new root ts for POST_ROOT."""
         ...
 
     async def post_digest(self, channel_id: str, notices: Sequence[Notice]) -> str:

@@ -17,10 +17,13 @@ class ReportRow(BaseModel):
     risk: str | None = None  # last observed level (raw), None when never checked / no job
     health_score: int | None = None
     top_symptom: str | None = None
-    status: str = "ok"  # ok | no_job | cannot_check | not_checked | paused
+    # failed | restarting | ok | no_job | cannot_check | not_checked | paused
+    status: str = "ok"
+    job_status: str | None = None  # currentJobStatus at the last check (CANCELLED is not a failure)
     last_checked_at: datetime | None = None
     previous_risk: str | None = None  # as of the last report
     previous_health: int | None = None
+    previous_status: str | None = None
     new_since_last: bool = False  # not in the last report
     in_last_report: bool = False  # there is a previous value to compare with
 
@@ -35,6 +38,13 @@ class ReportRow(BaseModel):
             return None
         before, after = Risk.parse(self.previous_risk), Risk.parse(self.risk)
         return "up" if after > before else "down" if after < before else "same"
+
+    @property
+    def status_change(self) -> str | None:
+        """The status of the last report when it differs (e.g. `failed` for a job running again)."""
+        if not self.in_last_report or self.previous_status is None or self.previous_status == self.status:
+            return None
+        return self.previous_status
 
     @property
     def health_delta(self) -> int | None:
@@ -57,17 +67,23 @@ class FleetReport(BaseModel):
         return out
 
     def summary(self) -> str:
-        order = ["high", "mid", "low"]
+        order = ["failed", "restarting", "high", "mid", "low"]
         counts = self.counts()
         keys = [k for k in order if k in counts] + sorted(k for k in counts if k not in order)
         return ", ".join(f"{counts[k]} {k}" for k in keys) or "nothing watched"
 
 
-def _sort_key(r: ReportRow) -> tuple[int, int, int, str]:
-    # Worst first: highest risk, then lowest health; rows we could not judge right after the risky ones.
-    rank = Risk.parse(r.risk).rank if r.status == "ok" else 0
-    unknown = 0 if r.status == "ok" else 1
-    return (-rank, unknown, r.health_score if r.health_score is not None else 101, r.label)
+_FIRST = {"failed": 0, "restarting": 1}
+_JUDGED = frozenset({"ok", "failed", "restarting"})
+
+
+def _sort_key(r: ReportRow) -> tuple[int, int, int, int, str]:
+    # Worst first: failed jobs, restart loops, then highest risk, then lowest health; rows we
+    # could not judge right after the risky ones.
+    first = _FIRST.get(r.status, 2)
+    rank = Risk.parse(r.risk).rank if r.status in _JUDGED else 0
+    unknown = 0 if r.status in _JUDGED else 1
+    return (first, -rank, unknown, r.health_score if r.health_score is not None else 101, r.label)
 
 
 def build_report(
@@ -91,20 +107,27 @@ def build_report(
             status = "cannot_check"
         elif s.last_kind == "no_job":
             status = "no_job"
+        elif s.incident.failed:
+            status = "failed"
+        elif s.incident.restarting:
+            status = "restarting"
         else:
             status = "ok"
+        judged = status in _JUDGED
         prev = previous.get(t.deployment_id)
         rows[t.deployment_id] = ReportRow(
             deployment_id=t.deployment_id,
             deployment_name=t.deployment_name,
             namespace=t.namespace,
-            risk=s.last_observed_risk if status == "ok" else None,
-            health_score=s.last_health_score if status == "ok" else None,
-            top_symptom=t.top_symptom if status == "ok" else None,
+            risk=s.last_observed_risk if judged else None,
+            health_score=s.last_health_score if judged else None,
+            top_symptom=t.top_symptom if judged else None,
             status=status,
+            job_status=s.last_job_status,
             last_checked_at=s.last_checked_at,
             previous_risk=prev.get("risk") if prev else None,  # type: ignore[arg-type]
             previous_health=prev.get("health") if prev else None,  # type: ignore[arg-type]
+            previous_status=prev.get("status") if prev else None,  # type: ignore[arg-type]
             new_since_last=bool(previous) and prev is None,
             in_last_report=prev is not None,
         )
@@ -114,4 +137,6 @@ def build_report(
 
 def snapshot_of(report: FleetReport) -> dict[str, dict[str, object]]:
     """What to keep of this report to compare the next one against."""
-    return {r.deployment_id: {"risk": r.risk, "health": r.health_score} for r in report.rows}
+    return {
+        r.deployment_id: {"risk": r.risk, "health": r.health_score, "status": r.status} for r in report.rows
+    }

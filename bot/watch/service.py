@@ -98,10 +98,13 @@ class WatchService:
                 namespace=namespace,
                 deployment_id=dep_id,
                 deployment_name=dep_name,
-                min_risk=cmd.min_risk.raw or "RISK_LEVEL_MID",
+                min_risk=(cmd.min_risk.raw or "RISK_LEVEL_MID") if cmd.min_risk is not None else "off",
                 interval_seconds=int(every.total_seconds()),
                 created_by=user_id,
                 now=self.now().timestamp(),
+                failures=cmd.failures,
+                restarts=cmd.restarts,
+                min_health=cmd.min_health,
             )
         except DuplicateWatch as e:
             raise WatchError(
@@ -155,10 +158,14 @@ class WatchService:
             )
         return target
 
-    async def snooze(self, target_id: int, hours: int, team_id: str, channel_id: str) -> WatchTarget:
-        await self._target_here(target_id, team_id, channel_id)
-        until = self.now() + timedelta(hours=hours)
-        target = await self.store.snooze(target_id, until)
+    async def snooze(self, target_id: int, hours: int | None, team_id: str, channel_id: str) -> WatchTarget:
+        """Snooze for `hours`, or (None) until the deployment starts a new job. Either way a new
+        job ends it: the snooze is bound to the job it is pressed on."""
+        before = await self._target_here(target_id, team_id, channel_id)
+        until = self.now() + timedelta(hours=hours) if hours is not None else None
+        target = await self.store.snooze(
+            target_id, until, redeploy=hours is None, job_id=before.state.incident.job_id
+        )
         if target is None:
             raise WatchError("target gone", user_message="That watch no longer exists.")
         return target
