@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +104,39 @@ async def reap(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         proc.kill()
         await proc.wait()
+
+
+@dataclass
+class HttpBot:
+    """`flinkdiag serve` in HTTP mode, answering on `base`, with the simulator and Slack it uses."""
+
+    proc: asyncio.subprocess.Process
+    log_path: Path
+    base: str
+    sim: Simulator
+    slack: LocalSlack
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+@contextlib.asynccontextmanager
+async def serving_http(tmp_path: Path, *, bot_token: str, signing: str) -> AsyncIterator[HttpBot]:
+    """A fresh simulator and local Slack, and `flinkdiag serve` in HTTP mode against them once it
+    answers /healthz; all stopped on the way out (the bot killed if the test has not stopped it)."""
+    sim = Simulator()
+    await sim.start()
+    slack = LocalSlack(bot_token=bot_token)
+    await slack.start()
+    try:
+        env = serve_env(tmp_path, sim, slack, SLACK_SIGNING_SECRET=signing)
+        log_path = tmp_path / "serve.log"
+        proc = await start_serve(env, tmp_path, log_path)
+        try:
+            await until_healthy(proc, env["PORT"], log_path)
+            yield HttpBot(proc, log_path, f"http://127.0.0.1:{env['PORT']}", sim, slack)
+        finally:
+            await reap(proc)
+    finally:
+        await slack.stop()
+        await sim.stop()

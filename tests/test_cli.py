@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import FLINKDIAG, clean_env, reap, serve_env, start_serve, until_healthy
+from procs import FLINKDIAG, clean_env, serve_env, serving_http, start_serve
 
 from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
 from bot.slack.driver import SlackDriver
@@ -217,19 +217,10 @@ def test_invalid_values_are_listed_by_variable(tmp_path):
 
 
 async def test_serve_http_mode_end_to_end(tmp_path):
-    sim = Simulator()
-    await sim.start()
-    slack = LocalSlack(bot_token="xoxb-serve-test")
-    await slack.start()
     signing = "serve-test-signing-secret"
-    env = serve_env(tmp_path, sim, slack, SLACK_SIGNING_SECRET=signing)
-    log_path = tmp_path / "serve.log"
-    proc = await start_serve(env, tmp_path, log_path)
-    base = f"http://127.0.0.1:{env['PORT']}"
-    try:
-        await until_healthy(proc, env["PORT"], log_path)
-
-        async with SlackDriver(f"{base}/slack/events", signing, slack) as driver:
+    async with serving_http(tmp_path, bot_token="xoxb-serve-test", signing=signing) as bot:
+        sim, slack, proc = bot.sim, bot.slack, bot.proc
+        async with SlackDriver(f"{bot.base}/slack/events", signing, slack) as driver:
             reply = await driver.command("help", channel="C1", user="U1")
             assert reply.status == 200
             assert "How to use `/flinkdiag`" in json.dumps(reply.body)
@@ -250,11 +241,7 @@ async def test_serve_http_mode_end_to_end(tmp_path):
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-    finally:
-        await reap(proc)
-        await slack.stop()
-        await sim.stop()
-    logs = log_path.read_text()
+    logs = bot.logs()
     assert "Traceback" not in logs
     assert "will be unused" not in logs  # Bolt's warning when given a client and a token
     assert signing not in logs and slack.bot_token not in logs

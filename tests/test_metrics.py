@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from conftest import PG_ADMIN_URL, _pg_create_database, _pg_drop_database, _pg_ping, _run
 from e2e import all_text
-from procs import free_port, reap, serve_env, start_serve, until_healthy
+from procs import free_port, serving_http, until_healthy
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 from test_socket_mode import Served, serving
@@ -32,7 +32,6 @@ from watch_helpers import tick, watch, world
 from bot.flink.sim import Simulator
 from bot.probes import Probes, watch_overdue_after
 from bot.slack.driver import SlackDriver
-from bot.slack.localslack import LocalSlack
 
 FLEET = {d["name"]: d for d in Simulator().fleet_summary()}
 HIGH = "payments-fraud-scoring"
@@ -134,17 +133,9 @@ async def _admin(database: str | None = None) -> asyncpg.Connection:
 
 
 async def test_http_mode_serves_probes_on_port_and_counts_a_command(tmp_path: Path) -> None:
-    sim = Simulator()
-    await sim.start()
-    slack = LocalSlack(bot_token="xoxb-metrics-test")
-    await slack.start()
     signing = "metrics-test-signing-secret"
-    env = serve_env(tmp_path, sim, slack, SLACK_SIGNING_SECRET=signing)
-    log_path = tmp_path / "serve.log"
-    proc = await start_serve(env, tmp_path, log_path)
-    base = f"http://127.0.0.1:{env['PORT']}"
-    try:
-        await until_healthy(proc, env["PORT"], log_path)
+    async with serving_http(tmp_path, bot_token="xoxb-metrics-test", signing=signing) as bot:
+        sim, slack, proc, base = bot.sim, bot.slack, bot.proc, bot.base
         async with aiohttp.ClientSession() as http:
             probe = Probe(http, base)
             body = await probe.until_ready()
@@ -199,11 +190,7 @@ async def test_http_mode_serves_probes_on_port_and_counts_a_command(tmp_path: Pa
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-    finally:
-        await reap(proc)
-        await slack.stop()
-        await sim.stop()
-    logs = log_path.read_text()
+    logs = bot.logs()
     assert "Traceback" not in logs
 
 
