@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import aiohttp
 import pytest
 from e2e import Clock, all_text, deployment
-from procs import FLINKDIAG, clean_env
+from procs import reap, serve_env, start_serve, until_healthy
 from slack_sdk.models.blocks import Block
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from watch_helpers import CH, World, risk, tick, watch
 
 import bot.store.db
-from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Faults, Simulator
+from bot.flink.sim import Faults, Simulator
 from bot.local import LocalStack
 from bot.slack.driver import SlackDriver
 from bot.slack.localslack import LocalMessage, LocalSlack
@@ -264,29 +262,12 @@ async def test_database_lost_between_post_and_record_posts_once(
 # --- a real bot process, killed with SIGKILL -------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _serve(tmp_path: Path, env: dict[str, str], name: str) -> asyncio.subprocess.Process:
     """`flinkdiag serve` (HTTP mode), once it answers /healthz."""
-    log = (tmp_path / f"{name}.log").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        *FLINKDIAG, "serve", stdout=log, stderr=log, env=env, cwd=tmp_path
-    )
-    log.close()
-    async with aiohttp.ClientSession() as http:
-        while True:
-            assert proc.returncode is None, (tmp_path / f"{name}.log").read_text()
-            try:
-                async with http.get(f"http://127.0.0.1:{env['PORT']}/healthz") as resp:
-                    if resp.status == 200:
-                        return proc
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
+    log_path = tmp_path / f"{name}.log"
+    proc = await start_serve(env, tmp_path, log_path)
+    await until_healthy(proc, env["PORT"], log_path, timeout=30)
+    return proc
 
 
 def alerts(slack: LocalSlack) -> list[LocalMessage]:
@@ -313,23 +294,19 @@ async def test_bot_killed_between_slack_accepting_the_alert_and_recording_it_pos
     slack = LocalSlack()
     await slack.start()
     store = await Store.open(db_url)
-    port = _free_port()
     signing = "alert-once-signing-secret"
-    env = clean_env(
+    env = serve_env(
         tmp_path,
-        SLACK_BOT_TOKEN=slack.bot_token,
+        sim,
+        slack,
         SLACK_SIGNING_SECRET=signing,
-        SLACK_API_URL=slack.api_url,
-        FLINKDIAG_ENDPOINT=sim.base_url,
         FLINKDIAG_WORKSPACE=str(deployment(sim, "orders-etl")["workspace"]),
         FLINKDIAG_NAMESPACES=str(deployment(sim, "orders-etl")["namespace"]),
         FLINKDIAG_DATABASE_URL=db_url,
         FLINKDIAG_MIN_WATCH_INTERVAL="1s",
         FLINKDIAG_SWEEP_TICK_SECONDS="0.2",
-        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
-        PORT=str(port),
     )
+    port = int(env["PORT"])
     sim.set_diagnosis(str(deployment(sim, "orders-etl")["deploymentId"]), risk("HIGH"))
     procs: list[asyncio.subprocess.Process] = []
     try:
@@ -370,9 +347,7 @@ async def test_bot_killed_between_slack_accepting_the_alert_and_recording_it_pos
         assert await asyncio.wait_for(second.wait(), 20) == 0
     finally:
         for p in procs:
-            if p.returncode is None:
-                p.kill()
-                await p.wait()
+            await reap(p)
         await store.close()
         await slack.stop()
         await sim.stop()

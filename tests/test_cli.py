@@ -6,14 +6,12 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
-from procs import FLINKDIAG, clean_env
+from procs import FLINKDIAG, clean_env, serve_env, serving_http, start_serve
 
 from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
 from bot.slack.driver import SlackDriver
@@ -218,55 +216,11 @@ def test_invalid_values_are_listed_by_variable(tmp_path):
     assert "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_serve_http_mode_end_to_end(tmp_path):
-    sim = Simulator()
-    await sim.start()
-    slack = LocalSlack(bot_token="xoxb-serve-test")
-    await slack.start()
-    port = _free_port()
     signing = "serve-test-signing-secret"
-    env = clean_env(
-        tmp_path,
-        SLACK_BOT_TOKEN=slack.bot_token,
-        SLACK_SIGNING_SECRET=signing,
-        SLACK_API_URL=slack.api_url,
-        FLINKDIAG_ENDPOINT=sim.base_url,
-        FLINKDIAG_WORKSPACE="ws-demo",
-        FLINKDIAG_NAMESPACES="default-namespace,analytics",
-        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
-        PORT=str(port),
-    )
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *FLINKDIAG, "serve", stdout=log, stderr=log, env=env, cwd=tmp_path
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-
-            async def healthy() -> None:
-                while True:
-                    assert proc.returncode is None, log_path.read_text()
-                    try:
-                        async with http.get(f"{base}/healthz") as resp:
-                            if resp.status == 200:
-                                assert (await resp.json()) == {"ok": True}
-                                return
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    await asyncio.sleep(0.1)
-
-            await asyncio.wait_for(healthy(), 15)
-
-        async with SlackDriver(f"{base}/slack/events", signing, slack) as driver:
+    async with serving_http(tmp_path, bot_token="xoxb-serve-test", signing=signing) as bot:
+        sim, slack, proc = bot.sim, bot.slack, bot.proc
+        async with SlackDriver(f"{bot.base}/slack/events", signing, slack) as driver:
             reply = await driver.command("help", channel="C1", user="U1")
             assert reply.status == 200
             assert "How to use `/flinkdiag`" in json.dumps(reply.body)
@@ -287,13 +241,7 @@ async def test_serve_http_mode_end_to_end(tmp_path):
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await slack.stop()
-        await sim.stop()
-    logs = log_path.read_text()
+    logs = bot.logs()
     assert "Traceback" not in logs
     assert "will be unused" not in logs  # Bolt's warning when given a client and a token
     assert signing not in logs and slack.bot_token not in logs
@@ -303,24 +251,8 @@ async def test_serve_refuses_a_bot_token_slack_does_not_accept(tmp_path):
     slack = LocalSlack(bot_token="xoxb-the-right-one")
     await slack.start()
     try:
-        env = clean_env(
-            tmp_path,
-            db_name="cli.db",
-            SLACK_BOT_TOKEN="xoxb-a-revoked-one",
-            SLACK_SIGNING_SECRET="s",
-            SLACK_API_URL=slack.api_url,
-            FLINKDIAG_ENDPOINT="http://127.0.0.1:9",
-            FLINKDIAG_NAMESPACES="*",
-            PORT=str(_free_port()),
-        )
-        proc = await asyncio.create_subprocess_exec(
-            *FLINKDIAG,
-            "serve",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=tmp_path,
-        )
+        env = serve_env(tmp_path, None, slack, SLACK_BOT_TOKEN="xoxb-a-revoked-one", SLACK_SIGNING_SECRET="s")
+        proc = await start_serve(env, tmp_path)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 2
         assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in err.decode()

@@ -14,9 +14,9 @@ import time
 import aiohttp
 import pytest
 from e2e import all_text, make_settings, running_stack
-from procs import FLINKDIAG, clean_env
+from procs import serve_env, start_serve, until_healthy
 
-from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
+from bot.flink.sim import Simulator
 from bot.slack.driver import SlackDriver
 from bot.slack.localslack import LocalSlack
 from bot.store import Store
@@ -156,47 +156,20 @@ async def test_real_commands_are_answered_through_a_flood_of_half_sent_bodies(tm
     sim, slack = Simulator(), LocalSlack(bot_token="xoxb-edge-test")
     await sim.start()
     await slack.start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     signing = "edge-test-signing-secret"
-    env = clean_env(
-        tmp_path,
-        SLACK_BOT_TOKEN=slack.bot_token,
-        SLACK_SIGNING_SECRET=signing,
-        SLACK_API_URL=slack.api_url,
-        FLINKDIAG_ENDPOINT=sim.base_url,
-        FLINKDIAG_WORKSPACE="ws-demo",
-        FLINKDIAG_NAMESPACES="default-namespace,analytics",
-        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
-        PORT=str(port),
-    )
+    env = serve_env(tmp_path, sim, slack, SLACK_SIGNING_SECRET=signing)
+    port = int(env["PORT"])
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *FLINKDIAG,
-            "serve",
-            stdout=log,
-            stderr=log,
-            env=env,
-            cwd=tmp_path,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)),
-        )
+    proc = await start_serve(
+        env,
+        tmp_path,
+        log_path,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)),
+    )
     flood: list[asyncio.StreamWriter] = []
     try:
+        await until_healthy(proc, port, log_path, timeout=20)
         async with SlackDriver(f"http://127.0.0.1:{port}/slack/events", signing, slack) as driver:
-
-            async def up_or_retry() -> None:
-                while True:
-                    try:
-                        if (await driver.command("help", channel="C1")).status == 200:
-                            return
-                    except aiohttp.ClientError:
-                        assert proc.returncode is None, log_path.read_text()
-                    await asyncio.sleep(0.1)
-
-            await asyncio.wait_for(up_or_retry(), 20)
             flood = await half_sent(port, 375)
             answered = []
             for i in range(5):
@@ -233,23 +206,8 @@ async def test_serve_on_a_taken_port_stops_before_anything_starts(tmp_path):
     taken.listen()
     port = taken.getsockname()[1]
     try:
-        env = clean_env(
-            tmp_path,
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_SIGNING_SECRET="s",
-            SLACK_API_URL=slack.api_url,
-            FLINKDIAG_ENDPOINT="http://127.0.0.1:9",
-            FLINKDIAG_NAMESPACES="*",
-            PORT=str(port),
-        )
-        proc = await asyncio.create_subprocess_exec(
-            *FLINKDIAG,
-            "serve",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=tmp_path,
-        )
+        env = serve_env(tmp_path, None, slack, SLACK_SIGNING_SECRET="s", PORT=str(port))
+        proc = await start_serve(env, tmp_path)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
         taken.close()

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,16 +23,15 @@ import asyncpg
 import pytest
 from conftest import PG_ADMIN_URL, _pg_create_database, _pg_drop_database, _pg_ping, _run
 from e2e import all_text
-from procs import FLINKDIAG, clean_env
+from procs import free_port, serving_http, until_healthy
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 from test_socket_mode import Served, serving
 from watch_helpers import tick, watch, world
 
-from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Simulator
+from bot.flink.sim import Simulator
 from bot.probes import Probes, watch_overdue_after
 from bot.slack.driver import SlackDriver
-from bot.slack.localslack import LocalSlack
 
 FLEET = {d["name"]: d for d in Simulator().fleet_summary()}
 HIGH = "payments-fraud-scoring"
@@ -41,12 +39,6 @@ HIGH_JOB = FLEET[HIGH]["jobId"]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -84,16 +76,6 @@ class Probe:
         status, text = await self.get("/readyz")
         return status, json.loads(text)
 
-    async def until_answering(self, proc: asyncio.subprocess.Process) -> None:
-        while True:
-            assert proc.returncode is None, "the bot exited"
-            try:
-                status, text = await self.get("/healthz")
-                assert status == 200 and json.loads(text) == {"ok": True}
-                return
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
-
     async def until_ready(self, want: int = 200, timeout: float = 20) -> dict[str, Any]:
         async def poll() -> dict[str, Any]:
             while True:
@@ -117,10 +99,9 @@ class Probe:
 
 @contextlib.asynccontextmanager
 async def probing(served: Served, port: int) -> AsyncIterator[Probe]:
+    await served.until(until_healthy(served.proc, port, served.log_path))
     async with aiohttp.ClientSession() as http:
-        probe = Probe(http, f"http://127.0.0.1:{port}")
-        await served.until(probe.until_answering(served.proc))
-        yield probe
+        yield Probe(http, f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture
@@ -152,34 +133,11 @@ async def _admin(database: str | None = None) -> asyncpg.Connection:
 
 
 async def test_http_mode_serves_probes_on_port_and_counts_a_command(tmp_path: Path) -> None:
-    sim = Simulator()
-    await sim.start()
-    slack = LocalSlack(bot_token="xoxb-metrics-test")
-    await slack.start()
-    port = _free_port()
     signing = "metrics-test-signing-secret"
-    env = clean_env(
-        tmp_path,
-        SLACK_BOT_TOKEN=slack.bot_token,
-        SLACK_SIGNING_SECRET=signing,
-        SLACK_API_URL=slack.api_url,
-        FLINKDIAG_ENDPOINT=sim.base_url,
-        FLINKDIAG_WORKSPACE="ws-demo",
-        FLINKDIAG_NAMESPACES="default-namespace,analytics",
-        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
-        PORT=str(port),
-    )
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *FLINKDIAG, "serve", stdout=log, stderr=log, env=env, cwd=tmp_path
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    async with serving_http(tmp_path, bot_token="xoxb-metrics-test", signing=signing) as bot:
+        sim, slack, proc, base = bot.sim, bot.slack, bot.proc, bot.base
         async with aiohttp.ClientSession() as http:
             probe = Probe(http, base)
-            await asyncio.wait_for(probe.until_answering(proc), 15)
             body = await probe.until_ready()
             assert body == {"ready": True, "checks": {"database": "ok", "slack": "ok", "watch": "ok"}}
 
@@ -232,13 +190,7 @@ async def test_http_mode_serves_probes_on_port_and_counts_a_command(tmp_path: Pa
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await slack.stop()
-        await sim.stop()
-    logs = log_path.read_text()
+    logs = bot.logs()
     assert "Traceback" not in logs
 
 
@@ -246,7 +198,7 @@ async def test_http_mode_serves_probes_on_port_and_counts_a_command(tmp_path: Pa
 
 
 async def test_socket_mode_serves_probes_on_metrics_port_and_counts_a_watch(tmp_path: Path) -> None:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     async with serving(
         tmp_path,
         FLINKDIAG_METRICS_PORT=str(metrics_port),
@@ -302,7 +254,7 @@ async def test_socket_mode_without_metrics_port_serves_no_probes(tmp_path: Path)
 async def test_readyz_fails_when_the_postgresql_database_is_dropped(
     tmp_path: Path, own_pg_database: str
 ) -> None:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     async with serving(
         tmp_path, FLINKDIAG_DATABASE_URL=own_pg_database, FLINKDIAG_METRICS_PORT=str(metrics_port)
     ) as served:
@@ -326,7 +278,7 @@ async def test_readyz_fails_when_the_postgresql_database_is_dropped(
 async def test_readyz_fails_while_the_watch_sweep_is_stuck(tmp_path: Path, own_pg_database: str) -> None:
     # A session holding the watch tables (a long migration, a forgotten transaction) blocks every
     # sweep while the database still answers a ping: only the overdue sweep shows it.
-    metrics_port = _free_port()
+    metrics_port = free_port()
     async with serving(
         tmp_path,
         FLINKDIAG_DATABASE_URL=own_pg_database,

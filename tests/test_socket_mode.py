@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,9 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
-from procs import FLINKDIAG, clean_env
+from procs import reap, serve_env, start_serve
 
-from bot.flink.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Faults, Simulator
+from bot.flink.sim import Faults, Simulator
 from bot.slack.driver import SlackDriver, buttons_of
 from bot.slack.localslack import LocalMessage, LocalSlack
 
@@ -32,12 +31,6 @@ T = TypeVar("T")
 BOT_TOKEN = "xoxb-socket-test"
 APP_TOKEN = "xapp-1-A0SOCKET-1-socket-test"
 CHANNEL, USER = "C0SOCKET", "U0SOCKET"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -93,31 +86,13 @@ async def serving(tmp_path: Path, *, sim: Simulator | None = None, **env: str) -
     await sim.start()
     slack = LocalSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
     await slack.start()
-    port = _free_port()
-    full_env = clean_env(
-        tmp_path,
-        SLACK_APP_TOKEN=APP_TOKEN,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_API_URL=slack.api_url,
-        FLINKDIAG_ENDPOINT=sim.base_url,
-        FLINKDIAG_WORKSPACE="ws-demo",
-        FLINKDIAG_NAMESPACES="default-namespace,analytics",
-        ALIBABA_CLOUD_ACCESS_KEY_ID=DEFAULT_ACCESS_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=DEFAULT_ACCESS_KEY_SECRET,
-        PORT=str(port),
-    )
-    full_env.update(env)
+    full_env = serve_env(tmp_path, sim, slack, **{"SLACK_APP_TOKEN": APP_TOKEN, **env})
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            *FLINKDIAG, "serve", stdout=log, stderr=log, env=full_env, cwd=tmp_path
-        )
+    proc = await start_serve(full_env, tmp_path, log_path)
     try:
-        yield Served(proc, log_path, slack, sim, port)
+        yield Served(proc, log_path, slack, sim, int(full_env["PORT"]))
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await reap(proc)
         await slack.stop()
         await sim.stop()
 
