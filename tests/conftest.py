@@ -128,6 +128,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 @pytest.fixture
+def pg_url(pg_database_url: str) -> str:
+    """URL of an empty PostgreSQL database, for what only PostgreSQL does (several replicas)."""
+    u = make_url(pg_database_url)
+    _run(_pg_reset(u, u.database or ""))
+    return pg_database_url
+
+
+@pytest.fixture
 async def store(db_url: str) -> AsyncIterator[Store]:
     """A migrated, opened Store on each engine."""
     s = await Store.open(db_url)

@@ -11,7 +11,7 @@ from bot.store.db import create_engine, migrate
 from bot.store.deliveries import DeliveryLog
 from bot.store.quota import QuotaStore
 from bot.store.runs import RunRepo
-from bot.store.seen_requests import SeenRequests
+from bot.store.seen_requests import LocalSeenRequests, SeenRequests
 from bot.store.types import Clock, utc_now
 from bot.store.watches import WatchStore
 
@@ -29,7 +29,9 @@ class Store:
         self.watches = WatchStore(self.sessions, clock=clock)
         self.quota = QuotaStore(self.sessions)
         self.deliveries = DeliveryLog(self.sessions)
-        self.seen_requests = SeenRequests(self.sessions)
+        self.seen_requests: SeenRequests | LocalSeenRequests = (
+            SeenRequests(self.sessions) if engine.dialect.name == "postgresql" else LocalSeenRequests()
+        )
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock = utc_now) -> Store:

@@ -1,4 +1,11 @@
-"""Signed Slack requests already taken: the replay check, in the database every replica shares."""
+"""Signed Slack requests already taken: the replay check.
+
+On PostgreSQL in the database every replica shares (`SeenRequests`). On SQLite, which serves one
+process, in that process's memory (`LocalSeenRequests`): the check runs before a request is
+acknowledged, and SQLite's single writer made it wait behind a sweep's claims and records:
+bench/sweep.py at N = 2,000 measured ack p99 during the sweep 299 ms with the table, 28 ms
+in memory (idle: 19-24 ms).
+"""
 
 from __future__ import annotations
 
@@ -34,3 +41,21 @@ class SeenRequests:
                 .returning(_t.c.key)
             )
             return (await session.execute(stmt)).first() is not None
+
+
+class LocalSeenRequests:
+    """The same check in one process's memory, for SQLite (one process by design: its quota
+    limiter is local too)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._pruned_at = 0.0
+
+    async def first_sight(self, key: str, now: float) -> bool:
+        if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self._pruned_at = now
+            self._seen = {k: t for k, t in self._seen.items() if t >= now - KEEP_SECONDS}
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
