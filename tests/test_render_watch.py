@@ -797,3 +797,36 @@ def test_storm_digest_lists_each_deployment_and_stays_within_limits():
     flood = render_alert_digest(notices * 200, now=NOW)
     assert problems(flood) == []
     assert "more deployments" in json.dumps(flood.blocks[-2:] + flood.blocks[-1:])
+
+
+def test_storm_digest_lists_failed_and_restarting_deployments_first_by_what_is_wrong():
+    from bot.slack.render import render_alert_digest
+    from bot.watch.lifecycle import IncidentState
+
+    def with_root(n: Notice, name: str, root: Condition | None) -> Notice:
+        incident = IncidentState(announced=(root,), root=root) if root else IncidentState()
+        t = n.target
+        return n.model_copy(
+            update={
+                "target": t.model_copy(
+                    update={
+                        "deployment_name": name,
+                        "state": t.state.model_copy(update={"incident": incident}),
+                    }
+                )
+            }
+        )
+
+    base = notice(Reason.NEW_INCIDENT, run=run_of())
+    notices = [
+        with_root(base, "risky", Condition.RISK),
+        with_root(base, "looping", Condition.RESTARTING),
+        with_root(base, "broken", Condition.FAILED),
+    ]
+    m = render_alert_digest(notices, now=NOW)
+    assert problems(m) == []
+    assert m.blocks[0]["text"]["text"] == ":rotating_light: Alerts on 3 more deployments"
+    rows = [b["text"]["text"] for b in m.blocks if str(b.get("block_id", "")).startswith("dig.")]
+    assert rows[0].startswith(":red_circle: job failed · *broken*")
+    assert rows[1].startswith(":arrows_counterclockwise: restarting · *looping*")
+    assert rows[2].startswith(":red_circle: High · *risky*")

@@ -81,22 +81,38 @@ def _notice_target(notice: Notice) -> Target | None:
     )
 
 
+def _digest_rank(n: Notice) -> tuple[int, Risk]:
+    """Worst first: failed, restarting, then by risk (the order of the roots)."""
+    root = n.target.state.incident.root
+    order = list(Condition).index(root) if root is not None else len(Condition)
+    return (-order, Risk.parse(n.decision_risk))
+
+
 def _digest_context(notices: Sequence[Notice], now: datetime) -> dict[str, Any]:
-    ordered = sorted(notices, key=lambda n: Risk.parse(n.decision_risk), reverse=True)
+    ordered = sorted(notices, key=_digest_rank, reverse=True)
     rows = []
     for i, n in enumerate(ordered):
         t = n.target
         risk = Risk.parse(n.decision_risk)
         health = n.run.diagnosis.health_score if n.run is not None else t.state.last_health_score
-        line = f"{risk.emoji} {bold(t.label, _LINE_NAME_MAX)} · {code(t.namespace, 60)} · {escape_mrkdwn(risk.label)} · {_health_plain(health)}"
+        root = t.state.incident.root
+        what = (
+            f"{_FAILED[0]} job failed"
+            if root is Condition.FAILED
+            else f"{_RESTARTING[0]} restarting"
+            if root is Condition.RESTARTING
+            else f"{risk.emoji} {escape_mrkdwn(risk.label)}"
+        )
+        line = f"{what} · {bold(t.label, _LINE_NAME_MAX)} · {code(t.namespace, 60)} · {_health_plain(health)}"
         top = _top_of(n)
         if top:
             line += f"\n{one_line(top, _NAME_MAX)}"
         rows.append({"block_id": f"dig.{i}", "text": line})
     names = ", ".join(n.target.label for n in ordered[:5]) + ("…" if len(ordered) > 5 else "")
     return {
-        "text": cut(escape_mrkdwn(f"Risk rose on {_plural(len(ordered), 'more deployment')}: {names}"), 2900),
-        "header": cut(f":rotating_light: Risk rose on {_plural(len(ordered), 'more deployment')}", 150),
+        # Not "risk rose": a storm's alerts may be failed jobs or restart loops as well.
+        "text": cut(escape_mrkdwn(f"Alerts on {_plural(len(ordered), 'more deployment')}: {names}"), 2900),
+        "header": cut(f":rotating_light: Alerts on {_plural(len(ordered), 'more deployment')}", 150),
         "intro": f"Too many alerts at once for one message each, as of {slack_date(now)}.",
         "rows": rows,
         "footer": "Changes to each are posted in this thread. `/flinkdiag watches` lists them all; "
