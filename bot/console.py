@@ -27,7 +27,8 @@ HELP = """Type what you would type in Slack, e.g.
   /flinkdiag help
 A number presses that button of a message.  `sim fleet` lists the simulated deployments;
 `sim fail <deployment>` fails its current job, `sim restart <deployment>` starts a new one
-(watch it first: the alerts appear while the console waits).
+(watch it first: the alerts appear while the console waits; in a script, `wait 10` waits ten
+seconds for them).
 `quit` leaves."""
 
 
@@ -85,6 +86,14 @@ class Console:
             return True
         if line.startswith(("sim fail ", "sim restart ")):
             self._sim_job(*line.split(maxsplit=2)[1:])
+            return True
+        if line.startswith("wait"):
+            # A script has no idle prompt to wait at: this lets the watch loop's posts arrive.
+            arg = line.removeprefix("wait").strip() or "10"
+            if not arg.isdigit() or not 0 < int(arg) <= 600:
+                self.print("Usage: wait SECONDS (1 to 600).")
+                return True
+            await asyncio.sleep(int(arg))
             return True
         if line.isdigit():
             n = int(line)

@@ -204,3 +204,23 @@ async def test_sim_fail_and_restart_make_the_incident_appear_while_the_console_w
             proc.kill()
             await proc.wait()
     assert proc.returncode == 0, err.decode()
+
+
+async def test_a_script_waits_for_the_watch_loop_with_wait(tmp_path):
+    env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
+    script = "watch deployment orders-etl --every 1s\nsim fail orders-etl\nwait 3\nwait nonsense\n"
+    proc = await asyncio.create_subprocess_exec(
+        *FLINKDIAG,
+        "console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(script.encode()), 60)
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    # Without `wait` the script ends before the first sweep, and the alert is never shown.
+    assert "Job failed: orders-etl" in text
+    assert "Usage: wait SECONDS (1 to 600)." in text
