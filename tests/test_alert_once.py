@@ -21,7 +21,7 @@ from procs import reap, serve_env, start_serve, until_healthy
 from slack_sdk.models.blocks import Block
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from watch_helpers import CH, World, risk, tick, watch
+from watch_helpers import CH, World, risk, say, tick, watch
 
 import bot.store.db
 from bot.flink.sim import Faults, Simulator
@@ -409,3 +409,24 @@ async def test_bot_dying_between_slack_taking_the_outage_note_and_recording_it_p
         await tick(ow, bot, seconds=5)
     assert outage_notes(ow) == [note]
     assert await anchor_of(bot) is None  # no alert episode: the outage note stands alone
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+async def test_a_report_whose_answer_is_lost_is_posted_once(ow: World):
+    # Before: the Web API client's connection retry sent the report a second time.
+    bot = await ow.start_bot()
+    await watch(bot, "orders-etl")
+    await bot.wiring.sweeper.sweep()
+
+    def report(m: LocalMessage) -> bool:
+        return m.metadata is not None and m.metadata["event_type"] == "flinkdiag_report"
+
+    ow.slack.accept_then_reset(match=lambda m: "Fleet report" in m.text)
+    answer = await say(bot, "report now")
+    assert "Posted the report" in answer
+    reports = [m for m in ow.posts() if "Fleet report" in m.text]
+    assert len(reports) == 1 and report(reports[0])
+    assert ow.slack.calls["conversations.history"] == 1  # looked for it, found it
+    assert_valid_blocks(reports)

@@ -60,7 +60,8 @@ POST_KINDS = {
 ALERT_EVENT = "flinkdiag_alert"  # an incident's root
 NOTE_EVENT = "flinkdiag_note"  # follow-ups and notes
 DIGEST_EVENT = "flinkdiag_digest"  # a storm digest: the anchor of several episodes
-_EVENTS = frozenset({ALERT_EVENT, NOTE_EVENT, DIGEST_EVENT})
+REPORT_EVENT = "flinkdiag_report"  # a channel report
+_EVENTS = frozenset({ALERT_EVENT, NOTE_EVENT, DIGEST_EVENT, REPORT_EVENT})
 
 # How far before an intent's recording the look-up reads: Slack's clock (the ts) and ours differ.
 LOOKBACK_SECONDS = 600.0
@@ -343,7 +344,13 @@ class SlackNotifier:
         metrics.SLACK_POSTS.labels("digest_update").inc()
 
     async def publish_report(self, channel_id: str, report: Any) -> str:
-        ts = await self.post(channel_id, self.renderer.render_report(report))
+        # Tagged and sent without the connection retry, like the watch loop's posts: a report
+        # whose answer was lost is looked for before it is posted again. (No intent row: a
+        # crash between the report's claim and its post loses that one report instead.)
+        now = self.now().timestamp()
+        delivery = Delivery(key=f"report:{channel_id}:{now:.3f}", since=now)
+        message = self.renderer.render_report(report)
+        ts = await self.post_once(channel_id, message, delivery, event_type=REPORT_EVENT)
         metrics.SLACK_POSTS.labels("report").inc()
         return ts
 
