@@ -266,3 +266,19 @@ def test_watch_options_parse_into_conditions():
     d = parse_command("watch namespace ns")
     assert (d.min_risk.raw, d.failures, d.restarts, d.min_health) == ("RISK_LEVEL_MID", True, 3, None)
     assert parse_command("watch deployment x --restarts off --min-health off").restarts is None
+
+
+async def test_a_health_watch_reads_the_diagnosis_when_the_job_list_has_no_score(w: World):
+    # Whether ListJobs always fills healthScore is unverified; without it the health watch must
+    # ask GetJobDiagnosis, or a health drop would never be seen.
+    bot = await w.start_bot()
+    await watch(bot, "orders-etl", extra="--min-health 60 --min-risk off")
+    dep = w.dep_id("orders-etl")
+    w.sim.set_diagnosis(dep, {"riskLevel": "RISK_LEVEL_LOW", "healthScore": 45})
+    w.sim.set_status(dep, {"healthScore": None})
+    assert (await bot.wiring.sweeper.sweep()).reasons == {"quiet": 1}
+    assert w.sim.calls["GetJobDiagnosis"] >= 1
+    assert (await tick(w, bot)).reasons == {"new_incident": 1}
+    [root] = w.alerts()
+    assert "Health unhealthy: orders-etl" in all_text(root)
+    valid(everything(w))

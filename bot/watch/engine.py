@@ -245,18 +245,22 @@ class Sweeper:
 
         A job's status carries riskLevel/healthScore (flink-openapi.md), so a deployment with
         nothing wrong costs one call (ListJobs) instead of two: the policy is asked first on the
-        status alone, and only a check that may post or edit (or a running job whose status has
-        no risk level: it is unverified that the service always fills it) gets the diagnosis,
-        whose symptoms the messages show. A job that is not running is not diagnosed: the root
-        shows the last diagnosis's top symptom instead.
+        status alone, and only a check that may post or edit (or a running job whose status
+        lacks a reading the watch needs: it is unverified that the service always fills
+        riskLevel and healthScore there) gets the diagnosis, whose symptoms the messages show. A
+        job that is not running is not diagnosed: the root shows the last diagnosis's top
+        symptom instead.
         """
         if not obs.running:
             return False
-        if not self.cheap_first_look or obs.risk is None:
+        settings = t.conditions.settings
+        if not self.cheap_first_look:
             return True
-        return (
-            lifecycle.decide(t.state.incident, obs, t.conditions.settings, now=now).action is not Action.NONE
-        )
+        if (obs.risk is None and settings.min_risk is not None) or (
+            obs.health_score is None and settings.min_health is not None
+        ):
+            return True
+        return lifecycle.decide(t.state.incident, obs, settings, now=now).action is not Action.NONE
 
     async def observe(self, t: WatchTarget, now: datetime) -> Observed:
         """One check of a deployment's current job; failures become observations."""
