@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import Block
 from watch_helpers import listing, tick, watch, world
 
 from bot.diagnosis.report import Snapshot, Target
-from bot.flink.models import Deployment, Envelope, Job, JobDiagnosis
+from bot.flink.models import Deployment, Envelope, Job, JobDiagnosis, JobStatus
 from bot.store import Store
 
 NUL_PAYLOAD = (
@@ -125,6 +125,23 @@ def test_every_model_strips_what_a_database_cannot_hold_unknown_fields_included(
     assert (job.job_id, job.deployment_name, job.state) == ("job-1", "orders, etl", "RUNNING")
     assert (job.status.health_score, job.status.running, job.status.failure) == (None, None, None)
     no_unsafe_text(job.to_wire())
+
+    # The failure and running objects are cleaned like every other field (the watch reads them).
+    status = JobStatus.model_validate(
+        {
+            "failure": {"failedAt": float("inf"), "reason": ["Out\x00Of", "Memory"], "message": 42},
+            "running": {"observedFlinkJobRestarts": -5, "observedFlinkJobStatus": {"x": 1}},
+        }
+    )
+    assert status.failure is not None and status.running is not None
+    assert (status.failure.failed_at, status.failure.reason, status.failure.message) == (
+        None,
+        "OutOf, Memory",
+        "42",
+    )
+    assert status.running.observed_flink_job_restarts == 0
+    assert status.running.observed_flink_job_status == '{"x": 1}'
+    no_unsafe_text(status.to_wire())
 
     dep = Deployment.model_validate(
         {

@@ -262,12 +262,31 @@ class JobDiagnosis(WireModel):
         return v if isinstance(v, dict | Symptoms) else {}
 
 
+class JobFailure(WireModel):
+    """`failure` of the SDK's JobStatus: "valid when currentJobStatus is FAILED"."""
+
+    failed_at: EpochMs = None
+    message: OptText = None
+    reason: OptText = None
+
+
+class JobStatusRunning(WireModel):
+    """`running` of the SDK's JobStatus: "valid when currentJobStatus is RUNNING"."""
+
+    observed_flink_job_restarts: OptCount = None
+    observed_flink_job_status: OptText = None
+
+
+def _sub_object(v: object) -> object:
+    return v if isinstance(v, dict | BaseModel) else None
+
+
 class JobStatus(WireModel):
     current_job_status: OptText = None
-    failure: Object = None
+    failure: Annotated[JobFailure | None, BeforeValidator(_sub_object)] = None
     health_score: Score = None
     risk_level: OptText = None
-    running: Object = None
+    running: Annotated[JobStatusRunning | None, BeforeValidator(_sub_object)] = None
 
 
 class Job(WireModel):

@@ -38,7 +38,7 @@ from bot.diagnosis.report import DiagnosisRun, Target
 from bot.diagnosis.resolve import FlinkApi
 from bot.diagnosis.risk import Risk
 from bot.flink.errors import FlinkError
-from bot.flink.models import Deployment, Job, JobDiagnosis, as_epoch_ms, as_opt_count
+from bot.flink.models import Deployment, Job, JobDiagnosis
 from bot.logs import new_request_id
 from bot.watch import lifecycle
 from bot.watch.lifecycle import Action, JobObservation
@@ -706,33 +706,22 @@ def latest_job(jobs: list[Job]) -> Job | None:
     return max(jobs, key=lambda j: j.start_time or 0)
 
 
-def _text(v: object, limit: int = 4000) -> str | None:
-    if v is None or isinstance(v, dict | list):
-        return None
-    s = str(v).strip()
-    return s[:limit] or None
-
-
-def _ms(v: object) -> datetime | None:
-    n = as_epoch_ms(v)
-    return datetime.fromtimestamp(n / 1000, UTC) if n is not None else None
+def _at(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
 
 
 def job_facts(job: Job) -> JobFacts:
-    """The job list's facts about one job, normalised (the `failure`/`running` objects can hold
-    anything: odd values become None)."""
+    """The job list's facts about one job (the models have already cleaned every value)."""
     st = job.status
-    failure = st.failure or {}
-    running = st.running or {}
-    restarts = running.get("observedFlinkJobRestarts")
+    failure, running = st.failure, st.running
     return JobFacts(
         job_id=job.job_id,
-        status=(st.current_job_status or "").strip().upper() or None,
-        failure_reason=_text(failure.get("reason")),
-        failure_message=_text(failure.get("message")),
-        failed_at=_ms(failure.get("failedAt")),
-        restarts=as_opt_count(restarts),
-        started_at=_ms(job.start_time),
+        status=(st.current_job_status or "").upper() or None,
+        failure_reason=failure.reason if failure else None,
+        failure_message=failure.message if failure else None,
+        failed_at=_at(failure.failed_at) if failure else None,
+        restarts=running.observed_flink_job_restarts if running else None,
+        started_at=_at(job.start_time),
         risk=Risk.parse(st.risk_level).raw,
         health_score=st.health_score,
     )
