@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from e2e import Clock, all_text, deployment
+from e2e import all_text, deployment
 from procs import reap, serve_env, start_serve, until_healthy
 from slack_sdk.models.blocks import Block
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from watch_helpers import CH, World, risk, say, tick, watch
+from watch_helpers import CH, World, risk, say, tick, watch, world
 
 import bot.store.db
 from bot.flink.sim import Faults, Simulator
@@ -46,19 +46,8 @@ def assert_valid_blocks(messages: list[LocalMessage]) -> None:
 @pytest.fixture
 async def ow(db_url: str) -> AsyncIterator[World]:
     """A watch world on each engine, whose Slack stamps messages (ts) with the world's clock."""
-    sim = Simulator()
-    await sim.start()
-    clock = Clock()
-    slack = LocalSlack(clock=lambda: clock().timestamp())
-    await slack.start()
-    w = World(sim, slack, clock, db_url)
-    try:
+    async with world(db_url, slack_on_clock=True) as w:
         yield w
-    finally:
-        for stack in reversed(w.bots):
-            await stack.aclose()
-        await slack.stop()
-        await sim.stop()
 
 
 async def anchor_of(bot: LocalStack) -> str | None:

@@ -120,43 +120,64 @@ def test_endpoint_elsewhere_means_no_built_in_simulator(tmp_path):
     assert "The Flink API at `127.0.0.1:9` could not be reached." in after(proc.stdout, f"job {job}")
 
 
+class LiveConsole:
+    """`flinkdiag console` as a process with a fast watch loop, fed line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self.proc, self.stdin, self.stdout = proc, proc.stdin, proc.stdout
+        self.seen: list[str] = []
+
+    @classmethod
+    async def start(cls, tmp_path: Path) -> LiveConsole:
+        env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
+        return cls(
+            await asyncio.create_subprocess_exec(
+                *FLINKDIAG,
+                "console",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=tmp_path,
+            )
+        )
+
+    async def say(self, line: str) -> None:
+        self.stdin.write(line.encode() + b"\n")
+        await self.stdin.drain()
+
+    async def read_until(self, needle: str, timeout: float = 10) -> None:
+        async def read() -> None:
+            while not self.seen or needle not in self.seen[-1]:
+                line = await self.stdout.readline()
+                assert line, f"console ended before printing {needle!r}:\n{''.join(self.seen)}"
+                self.seen.append(line.decode())
+
+        await asyncio.wait_for(read(), timeout)
+
+    async def finish(self, stdin: str = "quit\n", timeout: float = 10) -> tuple[str, str]:
+        """Send `stdin`, close it and wait for the end; all stdout and stderr. Kills on failure."""
+        try:
+            rest, err = await asyncio.wait_for(self.proc.communicate(stdin.encode()), timeout)
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        assert self.proc.returncode == 0, err.decode()
+        return "".join(self.seen) + rest.decode(), err.decode()
+
+
 async def test_watch_alerts_while_the_console_waits_for_input(tmp_path):
-    env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
-    proc = await asyncio.create_subprocess_exec(
-        *FLINKDIAG,
-        "console",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    seen: list[str] = []
-
-    async def read_until(needle: str) -> None:
-        while not seen or needle not in seen[-1]:
-            line = await proc.stdout.readline()
-            assert line, f"console ended before printing {needle!r}:\n{''.join(seen)}"
-            seen.append(line.decode())
-
+    console = await LiveConsole.start(tmp_path)
     try:
         # payments-fraud-scoring is HIGH in the default fleet: HIGH needs no confirming check,
         # so the first sweep alerts. The console must print it while it sits waiting on stdin.
-        proc.stdin.write(b"watch deployment payments-fraud-scoring --every 1s\n")
-        await proc.stdin.drain()
-        await asyncio.wait_for(read_until("Watching deployment payments-fraud-scoring"), 10)
-        await asyncio.wait_for(read_until("High risk: payments-fraud-scoring"), 10)
-        proc.stdin.write(b"quit\n")
-        await proc.stdin.drain()
-        proc.stdin.close()
-        rest, err = await asyncio.wait_for(proc.communicate(), 10)
+        await console.say("watch deployment payments-fraud-scoring --every 1s")
+        await console.read_until("Watching deployment payments-fraud-scoring")
+        await console.read_until("High risk: payments-fraud-scoring")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = "".join(seen) + rest.decode()
-    assert proc.returncode == 0, err.decode()
+        text, _ = await console.finish()
     alert_at = text.index("High risk: payments-fraud-scoring")
     # Posted to the channel (not only to the person who asked), with the watch's buttons.
     assert text.rfind("flinkdiag says (#clocal):", 0, alert_at) > text.index("Watching deployment")
@@ -164,63 +185,24 @@ async def test_watch_alerts_while_the_console_waits_for_input(tmp_path):
 
 
 async def test_sim_fail_and_restart_make_the_incident_appear_while_the_console_waits(tmp_path):
-    env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
-    proc = await asyncio.create_subprocess_exec(
-        *FLINKDIAG,
-        "console",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    seen: list[str] = []
-
-    async def read_until(needle: str) -> None:
-        while not seen or needle not in seen[-1]:
-            line = await proc.stdout.readline()
-            assert line, f"console ended before printing {needle!r}:\n{''.join(seen)}"
-            seen.append(line.decode())
-
-    async def say(line: str) -> None:
-        proc.stdin.write(line.encode() + b"\n")
-        await proc.stdin.drain()
-
+    console = await LiveConsole.start(tmp_path)
     try:
         # orders-etl is LOW and running in the default fleet: nothing to say until it fails.
-        await say("watch deployment orders-etl --every 1s")
-        await asyncio.wait_for(read_until("Watching deployment orders-etl"), 10)
-        await say("sim fail orders-etl")
-        await asyncio.wait_for(read_until("is FAILED now"), 10)
-        await asyncio.wait_for(read_until("Job failed: orders-etl"), 10)
-        await say("sim restart orders-etl")
-        await asyncio.wait_for(read_until("running again"), 10)
-        await say("quit")
-        proc.stdin.close()
-        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        await console.say("watch deployment orders-etl --every 1s")
+        await console.read_until("Watching deployment orders-etl")
+        await console.say("sim fail orders-etl")
+        await console.read_until("is FAILED now")
+        await console.read_until("Job failed: orders-etl")
+        await console.say("sim restart orders-etl")
+        await console.read_until("running again")
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
+        await console.finish()
 
 
 async def test_a_script_waits_for_the_watch_loop_with_wait(tmp_path):
-    env = console_env(tmp_path, FLINKDIAG_MIN_WATCH_INTERVAL="1s", FLINKDIAG_SWEEP_TICK_SECONDS="0.5")
+    console = await LiveConsole.start(tmp_path)
     script = "watch deployment orders-etl --every 1s\nsim fail orders-etl\nwait 3\nwait nonsense\n"
-    proc = await asyncio.create_subprocess_exec(
-        *FLINKDIAG,
-        "console",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(script.encode()), 60)
-    text = out.decode()
-    assert proc.returncode == 0, err.decode()
+    text, _ = await console.finish(script, timeout=60)
     # Without `wait` the script ends before the first sweep, and the alert is never shown.
     assert "Job failed: orders-etl" in text
     assert "Usage: wait SECONDS (1 to 600)." in text

@@ -86,12 +86,15 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def world(database_url: str) -> AsyncIterator[World]:
+async def world(database_url: str, *, slack_on_clock: bool = False) -> AsyncIterator[World]:
+    """`slack_on_clock`: Slack stamps messages (ts) with the world's clock, as history look-ups
+    by time need; otherwise with the real time."""
     sim = Simulator()
     await sim.start()
-    slack = LocalSlack()
+    clock = Clock()
+    slack = LocalSlack(clock=lambda: clock().timestamp()) if slack_on_clock else LocalSlack()
     await slack.start()
-    w = World(sim, slack, Clock(), database_url)
+    w = World(sim, slack, clock, database_url)
     try:
         yield w
     finally:
